@@ -1,0 +1,161 @@
+"""The on-disk layout of a prepared data set, shared by every producer and consumer.
+
+`fv data synth`, `fv data mug` and `fv data folder` all write this; training, rendering and
+evaluation read it:
+
+    ROOT/
+      meta.json              {"name", "source", "n_frames": 32, "splits": {split: count}, ...}
+      train/  test/          one folder per split
+        clips64.npy          uint8 [N, 32, 64, 64, 3] RGB, the generators' input (thesis 4.2.1)
+        clips224.npy         uint8 [N, 32, 224, 224, 3] RGB, eye-aligned, for the expression
+                             embedder (thesis 3.4.1); optional
+        videos.csv           one row per clip: video_id, subject, emotion (a name of
+                             fv.engine.labels.EMOTIONS), plus free columns (take, source, ...)
+        aus.npy              float32 [N, 32, K] per-frame action-unit intensities; optional
+                             (synthetic ground truth, column names in meta.json "aus")
+
+Pixels are stored as uint8 and mapped to [-1, 1] with (x/255 - 0.5)/0.5 when loaded.
+Model-side tensors are videos [B, T, 3, H, W] float32.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fv.engine.labels import EMOTIONS, N_FRAMES
+
+SPLITS = ("train", "test")
+REQUIRED_COLUMNS = ("video_id", "subject", "emotion")
+
+
+class DatasetError(RuntimeError):
+    """A data folder that is missing, empty or not in fv's layout."""
+
+
+@dataclass
+class VideoSplit:
+    root: Path
+    split: str
+    clips64: np.ndarray                 # uint8 [N, 32, 64, 64, 3] (memory-mapped)
+    rows: list[dict[str, str]]
+    clips224: np.ndarray | None = None  # uint8 [N, 32, 224, 224, 3] (memory-mapped) or None
+    aus: np.ndarray | None = None       # float32 [N, 32, K] or None
+    meta: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def emotions(self) -> np.ndarray:
+        """int64 [N] class index of each clip's emotion (fv.engine.labels.CLASSES)."""
+        return np.array([EMOTIONS.index(r["emotion"]) for r in self.rows], dtype=np.int64)
+
+    @property
+    def subjects(self) -> list[str]:
+        return [r["subject"] for r in self.rows]
+
+    @property
+    def subject_ids(self) -> np.ndarray:
+        """int64 [N] index of each clip's subject among this split's sorted subjects."""
+        names = sorted(set(self.subjects))
+        return np.array([names.index(s) for s in self.subjects], dtype=np.int64)
+
+    def videos(self, index, size: int = 64) -> torch.Tensor:
+        """Clips as float [B, T, 3, H, W] in [-1, 1]."""
+        arr = self.clips64 if size == 64 else self.clips224
+        if arr is None:
+            raise DatasetError(f"{self.root}/{self.split} has no clips{size}.npy")
+        return to_model_range(np.asarray(arr[index]))
+
+
+def to_model_range(clips_uint8: np.ndarray) -> torch.Tensor:
+    """uint8 [..., H, W, 3] -> float32 [..., 3, H, W] in [-1, 1] ((x - 0.5) / 0.5, thesis 4.2.1)."""
+    x = torch.from_numpy(np.ascontiguousarray(clips_uint8)).float().div_(255.0)
+    x = x.movedim(-1, -3)
+    return x.sub_(0.5).div_(0.5)
+
+
+def to_uint8(frames: torch.Tensor) -> np.ndarray:
+    """float [..., 3, H, W] in [-1, 1] -> uint8 [..., H, W, 3]."""
+    x = ((frames.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return x.movedim(-3, -1).cpu().numpy()
+
+
+def _atomic_save_npy(path: Path, arr: np.ndarray) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        np.save(f, arr)
+    os.replace(tmp, path)
+
+
+def write_split(root: str | Path, split: str, clips64: np.ndarray, rows: list[dict],
+                clips224: np.ndarray | None = None, aus: np.ndarray | None = None) -> Path:
+    """Write one split. Each file is written to a temporary name and renamed into place."""
+    root = Path(root)
+    d = root / split
+    d.mkdir(parents=True, exist_ok=True)
+    clips64 = np.asarray(clips64)
+    if clips64.dtype != np.uint8 or clips64.ndim != 5 or clips64.shape[1:] != (N_FRAMES, 64, 64, 3):
+        raise ValueError(f"clips64 must be uint8 [N, {N_FRAMES}, 64, 64, 3], got {clips64.dtype} {clips64.shape}")
+    if len(rows) != len(clips64):
+        raise ValueError(f"{len(rows)} rows for {len(clips64)} clips")
+    for r in rows:
+        missing = [c for c in REQUIRED_COLUMNS if c not in r]
+        if missing:
+            raise ValueError(f"row {r} lacks columns {missing}")
+        if r["emotion"] not in EMOTIONS:
+            raise ValueError(f"row {r}: emotion must be one of {EMOTIONS}")
+    _atomic_save_npy(d / "clips64.npy", clips64)
+    if clips224 is not None:
+        _atomic_save_npy(d / "clips224.npy", np.asarray(clips224, dtype=np.uint8))
+    if aus is not None:
+        _atomic_save_npy(d / "aus.npy", np.asarray(aus, dtype=np.float32))
+    columns = list(REQUIRED_COLUMNS) + sorted({k for r in rows for k in r} - set(REQUIRED_COLUMNS))
+    tmp = d / "videos.csv.tmp"
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=columns)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: r.get(k, "") for k in columns})
+    os.replace(tmp, d / "videos.csv")
+    return d
+
+
+def write_meta(root: str | Path, **meta) -> None:
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    splits = {s: len(list(csv.DictReader(open(root / s / "videos.csv"))))
+              for s in SPLITS if (root / s / "videos.csv").exists()}
+    meta = {"n_frames": N_FRAMES, "splits": splits, **meta}
+    tmp = root / "meta.json.tmp"
+    tmp.write_text(json.dumps(meta, indent=2))
+    os.replace(tmp, root / "meta.json")
+
+
+def load_split(root: str | Path, split: str = "train") -> VideoSplit:
+    """Open one split of a prepared data set (arrays are memory-mapped, not read)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"data folder {root} does not exist; make one with `fv data synth {root}`")
+    d = root / split
+    if not (d / "clips64.npy").exists() or not (d / "videos.csv").exists():
+        raise DatasetError(
+            f"{root} has no '{split}' split in fv's layout (expected {d}/clips64.npy and videos.csv); "
+            f"prepare data with `fv data synth`, `fv data mug` or `fv data folder`")
+    rows = list(csv.DictReader(open(d / "videos.csv", newline="")))
+    if not rows:
+        raise DatasetError(f"{d} holds no videos")
+    clips64 = np.load(d / "clips64.npy", mmap_mode="r")
+    if len(clips64) != len(rows):
+        raise DatasetError(f"{d}: clips64.npy has {len(clips64)} clips but videos.csv {len(rows)} rows")
+    clips224 = np.load(d / "clips224.npy", mmap_mode="r") if (d / "clips224.npy").exists() else None
+    aus = np.load(d / "aus.npy") if (d / "aus.npy").exists() else None
+    meta = json.loads((root / "meta.json").read_text()) if (root / "meta.json").exists() else {}
+    return VideoSplit(root, split, clips64, rows, clips224, aus, meta)
