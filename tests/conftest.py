@@ -1,0 +1,56 @@
+"""Shared test fixtures. Tests run on the CPU with tiny models; GPU tests skip without CUDA."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path | None:
+    """../shared/data beside the clone (or $FV_SHARED_DATA), None where absent."""
+    for cand in (os.environ.get("FV_SHARED_DATA"), REPO.parent / "shared" / "data"):
+        if cand and Path(cand).is_dir():
+            return Path(cand)
+    return None
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    d = shared_data_dir()
+    if d is None:
+        pytest.skip("../shared/data is absent (set FV_SHARED_DATA to the folder with the Pexels video)")
+    return d
+
+
+@pytest.fixture(scope="session")
+def pexels_video(shared_data) -> Path:
+    p = shared_data / "WolfgangLanger_Pexels.mp4"
+    if not p.exists():
+        pytest.skip(f"{p} is absent")
+    return p
+
+
+def pytest_collection_modifyitems(config, items):
+    has_cuda = torch.cuda.is_available()
+    try:
+        import tensorrt  # noqa: F401
+        has_trt = has_cuda
+    except Exception:
+        has_trt = False
+    for item in items:
+        if "gpu" in item.keywords and not has_cuda:
+            item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU"))
+        if "trt" in item.keywords and not has_trt:
+            item.add_marker(pytest.mark.skip(reason="needs TensorRT and a CUDA GPU"))
+
+
+@pytest.fixture(autouse=True)
+def _few_threads():
+    # The CI machine has 2 cores; keep each test's intra-op threads modest and deterministic.
+    torch.set_num_threads(2)
+    yield
