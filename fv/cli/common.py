@@ -1,0 +1,67 @@
+"""What the CLI commands share: default locations, user-error reporting, checkpoint lookup."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from rich.console import Console
+
+console = Console(stderr=True, highlight=False)
+
+# Defaults, relative to where `fv` runs (override with the environment or the options).
+RUNS = Path(os.environ.get("FV_RUNS", "runs"))
+DATA = Path(os.environ.get("FV_DATA", "data/synth"))
+DEMO_OUT = Path("demo_out")
+ASSETS = Path(__file__).resolve().parents[1] / "assets" / "checkpoints"
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean bad input, reported as one line without a traceback."""
+    from fv.data.layout import DatasetError
+    from fv.engine.checkpoint import CheckpointError
+    from fv.engine.config import ConfigError
+    from fv.engine.labels import UnknownEmotionError
+    errs: list[type[BaseException]] = [DatasetError, CheckpointError, ConfigError, UnknownEmotionError,
+                                       FileNotFoundError, NotADirectoryError, PermissionError]
+    for mod, name in (("fv.engine.faces", "FaceError"), ("fv.export.errors", "ExportError"),
+                      ("fv.engine.backends", "BackendError"), ("fv.metrics.errors", "MetricsError")):
+        try:
+            errs.append(getattr(__import__(mod, fromlist=[name]), name))
+        except (ImportError, AttributeError):
+            pass
+    return tuple(errs)
+
+
+def fail(err: BaseException) -> None:
+    msg = str(err) or type(err).__name__
+    console.print(f"[bold red]error:[/] {msg}", soft_wrap=True)
+
+
+def info(msg: str) -> None:
+    console.print(msg, soft_wrap=True)
+
+
+def default_checkpoint(setting: str | None = None) -> Path:
+    """The latest checkpoint of the default runs folder, else the demo's, else the one shipped with fv."""
+    from fv.engine.checkpoint import CheckpointError, find_latest
+    for root in (RUNS, DEMO_OUT / "runs", ASSETS):
+        p = find_latest(root, setting)
+        if p is not None:
+            return p
+    want = f"a {setting} checkpoint" if setting else "a checkpoint"
+    raise CheckpointError(f"no {want} found in {RUNS}/, {DEMO_OUT}/runs/ or fv's shipped assets; "
+                          f"train one with `fv train {setting or 'onlyDM'}` or run `fv demo`")
+
+
+def ensure_data(path: Path, explicit: bool) -> Path:
+    """The default data folder is made on first use (the synthetic set); a folder the user named must exist."""
+    from fv.data.layout import DatasetError
+    if (path / "train" / "clips64.npy").exists():
+        return path
+    if explicit:
+        raise DatasetError(f"{path} is not a prepared data set (no train/clips64.npy); make one with "
+                           f"`fv data synth {path}`, `fv data mug RAW {path}` or `fv data folder`")
+    from fv.data.synth import make_synthetic
+    info(f"[fv] no data at {path}: generating the synthetic data set there (once, about a minute)")
+    return make_synthetic(path)

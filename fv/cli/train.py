@@ -1,0 +1,45 @@
+"""`fv train SETTING`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from fv.cli import common
+from fv.cli.main import app
+
+
+@app.command()
+def train(
+    setting: str = typer.Argument(..., help="baseline | onlyEM | onlyDM | EM-DM | both_retrievedMcs"),
+    data: Optional[Path] = typer.Option(None, help="Prepared data folder (fv data ...). Default: "
+                                        "data/synth, generated on first use."),
+    preset: str = typer.Option("demo", help="demo (small, trains on a CPU) | thesis (thesis scale)"),
+    steps: Optional[int] = typer.Option(None, help="Training steps (default: the preset's)."),
+    batch_size: Optional[int] = typer.Option(None, help="Videos per batch (thesis: 16)."),
+    lr: Optional[float] = typer.Option(None, help="AdamW learning rate (thesis: 2e-4 GAN, 1e-4 diffusion)."),
+    seed: Optional[int] = typer.Option(None, help="Random seed (data order, noise, targets)."),
+    run_dir: Optional[Path] = typer.Option(None, help="Run folder (default: runs/SETTING)."),
+    motion_checkpoint: Optional[Path] = typer.Option(
+        None, help="onlyDM / EM-DM: the baseline / onlyEM checkpoint whose frozen GRU makes the motion "
+                   "codes (default: the latest in runs/, else the demo's)."),
+    init: Optional[Path] = typer.Option(None, help="Start from these weights (fine-tune), same setting."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
+    fresh: bool = typer.Option(False, "--fresh", help="Start over even if the run folder has a checkpoint "
+                               "(default: resume from its last.safetensors)."),
+    ckpt_every: Optional[int] = typer.Option(None, help="Steps between checkpoints."),
+    sample_every: Optional[int] = typer.Option(None, help="Steps between preview strips (0: never)."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Train a setting of the thesis; resumable (re-run the same command to continue)."""
+    from fv.trainer.run import train_setting
+    overrides = {k: v for k, v in dict(steps=steps, batch_size=batch_size, lr=lr, seed=seed,
+                                       ckpt_every=ckpt_every, sample_every=sample_every).items()
+                 if v is not None}
+    data_dir = common.ensure_data(data or common.DATA, explicit=data is not None)
+    path = train_setting(setting, data_dir, run_dir=run_dir, runs_root=common.RUNS, preset=preset,
+                         overrides=overrides, device=device, resume=not fresh, init=init,
+                         motion_checkpoint=motion_checkpoint, progress=progress, log=common.info)
+    common.info(f"[fv] checkpoint: {path}")

@@ -1,0 +1,95 @@
+"""One training step of the GAN settings, baseline (VICEGAN) and onlyEM (thesis 2.2.2, 3.1.2).
+
+D_V and (R, G_I) are updated alternately 1:1. The discriminator's emotion and identity heads are trained
+with cross-entropy on REAL videos only; the generator is scored by all three heads on its samples:
+    L_D = BCE(D(real), 1) + BCE(D(fake), 0) + l_emo CE(emo(real), y) + l_ide CE(ide(real), s)
+    L_G = BCE(D(fake), 1) + l_emo CE(emo(fake), y~) + l_ide CE(ide(fake), s)
+with y~ a random target emotion and s the subject of the real first frame f(0) the sample starts from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fv.data.layout import VideoSplit
+from fv.engine.config import RunConfig
+from fv.engine.gan_sampling import gan_video, motion_inputs
+from fv.engine.labels import EMOTIONS, one_hot
+
+
+class GANStep:
+    def __init__(self, config: RunConfig, model: nn.ModuleDict, device: torch.device, amp_ctx):
+        self.cfg = config.model
+        self.model = model
+        self.device = device
+        self.amp = amp_ctx
+        tr = config.train
+        self.trainable = {"R": model["R"], "G": model["G"]}   # what EMA averages and sampling uses
+        gen_params = list(model["R"].parameters()) + list(model["G"].parameters())
+        self.optimizers = {
+            "G": torch.optim.AdamW(gen_params, lr=tr.lr, betas=tr.betas, weight_decay=tr.weight_decay),
+            "D": torch.optim.AdamW(model["D"].parameters(), lr=tr.lr, betas=tr.betas,
+                                   weight_decay=tr.weight_decay),
+        }
+
+    @staticmethod
+    def adapt_config(config: RunConfig, data: VideoSplit) -> RunConfig:
+        """The identity head has one class per training subject."""
+        n_id = len(set(data.subjects))
+        return config.replace(model=dataclasses.replace(config.model, n_identities=n_id))
+
+    def _fake(self, f0: torch.Tensor, gen: torch.Generator):
+        B = f0.shape[0]
+        target = torch.randint(0, len(EMOTIONS), (B,), generator=gen)
+        noise, h0 = motion_inputs(B, self.cfg.dim_z_motion, self.cfg.n_frames, gen, self.device)
+        video, _ = gan_video(self.model["R"], self.model["G"], f0, one_hot(target).to(self.device), noise, h0)
+        return video, target.to(self.device)
+
+    def __call__(self, real: torch.Tensor, emotion: torch.Tensor, subject: torch.Tensor,
+                 gen: torch.Generator) -> dict[str, float]:
+        D = self.model["D"]
+        c = self.cfg
+        with self.amp():
+            fake, target = self._fake(real[:, 0], gen)
+        # --- discriminator update: realism on both, classification heads on real only ---
+        with self.amp():
+            adv_r, emo_r, ide_r = D(real)
+            adv_f, _, _ = D(fake.detach())
+            l_adv_d = (F.binary_cross_entropy_with_logits(adv_r, torch.ones_like(adv_r))
+                       + F.binary_cross_entropy_with_logits(adv_f, torch.zeros_like(adv_f)))
+            l_emo_d = F.cross_entropy(emo_r.float(), emotion)
+            l_ide_d = F.cross_entropy(ide_r.float(), subject)
+            loss_d = l_adv_d + c.lambda_emo * l_emo_d + c.lambda_ide * l_ide_d
+        self.optimizers["D"].zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.optimizers["D"].step()
+        # --- generator (R and G_I) update ---
+        with self.amp():
+            adv, emo, ide = D(fake)
+            l_adv_g = F.binary_cross_entropy_with_logits(adv, torch.ones_like(adv))
+            l_emo_g = F.cross_entropy(emo.float(), target)
+            l_ide_g = F.cross_entropy(ide.float(), subject)
+            loss_g = l_adv_g + c.lambda_emo * l_emo_g + c.lambda_ide * l_ide_g
+        self.optimizers["G"].zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.optimizers["G"].step()
+        return {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "g_adv": l_adv_g.item(),
+                "g_emo": l_emo_g.item(), "g_ide": l_ide_g.item(), "d_emo": l_emo_d.item(),
+                "d_ide": l_ide_d.item()}
+
+    @torch.no_grad()
+    def preview(self, sample_model: nn.ModuleDict, x_ref: torch.Tensor, emotions: torch.Tensor,
+                seed: int = 0) -> torch.Tensor:
+        """Videos [n, T, 3, H, W] for the sample strips, from the EMA weights and fixed noise."""
+        gen = torch.Generator().manual_seed(seed)
+        noise, h0 = motion_inputs(len(x_ref), self.cfg.dim_z_motion, self.cfg.n_frames, gen, self.device)
+        video, _ = gan_video(sample_model["R"], sample_model["G"], x_ref.to(self.device),
+                             one_hot(emotions).to(self.device), noise, h0)
+        return video
+
+    def extra_tensors(self) -> dict[str, torch.Tensor]:
+        return {}

@@ -1,0 +1,169 @@
+"""The one training loop (STYLE practice 7): data, AMP, EMA, checkpoints, previews, logging.
+
+Per-setting steps (GANStep, DiffusionStep) own their losses and optimisers and return loss dicts; this
+loop owns everything around them. A run lives in one folder:
+    RUN/step_000250.safetensors ...   the newest `keep_checkpoints` checkpoints
+    RUN/last.safetensors              the newest, what --resume and `fv render` pick up
+    RUN/metrics.jsonl                 one JSON line of losses every `log_every` steps
+    RUN/samples/step_000250.png       preview strips (rows = identity x emotion, 10 frames across)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from fv.data.layout import load_split
+from fv.engine.build import build_model
+from fv.engine.checkpoint import (LAST, CheckpointError, expect_setting, load_model_state, load_optimizer,
+                                  optimizer_tensors, read_checkpoint, save_checkpoint, state_tensors)
+from fv.engine.config import GAN_SETTINGS, RunConfig
+from fv.engine.labels import EMOTIONS
+from fv.trainer.batches import EpochBatches, step_generator
+from fv.trainer.ema import EMA
+from fv.trainer.preview import save_png, video_grid
+
+
+def step_class(setting: str):
+    if setting in GAN_SETTINGS:
+        from fv.trainer.gan_step import GANStep
+        return GANStep
+    from fv.trainer.diffusion_step import DiffusionStep
+    return DiffusionStep
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class Trainer:
+    def __init__(self, config: RunConfig, data_root: str | Path, run_dir: str | Path,
+                 device: str = "auto", resume: bool = True, progress: bool = True,
+                 log: Callable[[str], None] = print):
+        self.run_dir = Path(run_dir)
+        self.device = pick_device(device)
+        self.log = log
+        self.progress = progress
+        self.data = load_split(data_root, "train")
+        self.preview_data = _try_split(data_root, "test") or self.data
+        self.start = 0
+        ckpt = None
+        last = self.run_dir / LAST
+        if resume and last.exists():
+            ckpt = read_checkpoint(last)
+            expect_setting(ckpt, config.setting)
+            # the saved config wins (architecture, seed, ...); only the step budget may be extended
+            config = ckpt.config.replace(train=_with_steps(ckpt.config.train, config.train.steps))
+            self.start = ckpt.step
+        self.Step = step_class(config.setting)
+        if ckpt is None:
+            config = self.Step.adapt_config(config, self.data).replace(data=str(data_root))
+        self.config = config
+        torch.manual_seed(config.train.seed)  # the initial weights are a function of the seed
+        self.model = build_model(config).to(self.device)
+        use_amp = config.train.amp and self.device.type == "cuda"
+        self.amp = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_amp else contextlib.nullcontext
+        self.step = self.Step(config, self.model, self.device, self.amp)
+        self.ema = EMA(self.step.trainable, config.train.ema_decay)
+        if ckpt is not None:
+            load_model_state(self.model, ckpt)
+            self.ema.load(ckpt.section("ema"))
+            for name, opt in self.step.optimizers.items():
+                load_optimizer(opt, ckpt, name)
+            if hasattr(self.step, "load_extra"):
+                self.step.load_extra(ckpt)
+            log(f"resuming {config.setting} from {last} at step {self.start}")
+        self.batches = EpochBatches(len(self.data), config.train.batch_size, config.train.seed)
+        self.emotions = torch.from_numpy(self.data.emotions)
+        self.subjects = torch.from_numpy(self.data.subject_ids)
+
+    # ---- pieces -------------------------------------------------------------------------------
+    def batch(self, step: int):
+        idx = self.batches.indices(step)
+        real = self.data.videos(idx).to(self.device)
+        return real, self.emotions[idx].to(self.device), self.subjects[idx].to(self.device)
+
+    def save(self, step: int) -> Path:
+        tensors = state_tensors("model", self.model.state_dict())
+        tensors.update({f"ema.{k}": v.detach().cpu().contiguous().clone() for k, v in self.ema.shadow.items()})
+        groups = {}
+        for name, opt in self.step.optimizers.items():
+            t, g = optimizer_tensors(name, opt)
+            tensors.update(t)
+            groups[name] = g
+        tensors.update({f"extra.{k}": v for k, v in self.step.extra_tensors().items()})
+        path = save_checkpoint(self.run_dir / f"step_{step:06d}.safetensors", self.config, step, tensors, groups)
+        tmp = self.run_dir / f".{LAST}.tmp{os.getpid()}"
+        shutil.copyfile(path, tmp)
+        os.replace(tmp, self.run_dir / LAST)
+        olds = sorted(self.run_dir.glob("step_*.safetensors"))[:-self.config.train.keep_checkpoints]
+        for p in olds:
+            p.unlink(missing_ok=True)
+        return path
+
+    def sampling_model(self) -> torch.nn.ModuleDict:
+        m = copy.deepcopy(self.model).eval()
+        self.ema.copy_to(m)
+        return m
+
+    def preview(self, step: int, n_ids: int = 2) -> Path:
+        n = min(n_ids, len(self.preview_data))
+        ids = [int(i * (len(self.preview_data) - 1) / max(1, n - 1)) for i in range(n)]
+        refs = self.preview_data.videos(ids)[:, 0]                       # [n, 3, 64, 64]
+        x_ref = refs.repeat_interleave(len(EMOTIONS), 0)
+        emo = torch.arange(len(EMOTIONS)).repeat(n)
+        videos = self.step.preview(self.sampling_model(), x_ref, emo, seed=self.config.train.seed)
+        return save_png(self.run_dir / "samples" / f"step_{step:06d}.png", video_grid(videos.cpu()), scale=2)
+
+    # ---- the loop -----------------------------------------------------------------------------
+    def fit(self) -> Path:
+        tr = self.config.train
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2))
+        if self.start >= tr.steps:
+            self.log(f"{self.run_dir / LAST} already reached step {self.start} of {tr.steps}; nothing to do")
+            return self.run_dir / LAST
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        cols = [TextColumn(f"[bold]{self.config.setting}"), BarColumn(), MofNCompleteColumn(),
+                TimeRemainingColumn(), TextColumn("{task.fields[losses]}")]
+        t0, last_path = time.time(), None
+        with open(self.run_dir / "metrics.jsonl", "a") as mlog, \
+                Progress(*cols, disable=not self.progress, transient=False) as bar:
+            task = bar.add_task("train", total=tr.steps, completed=self.start, losses="")
+            for step in range(self.start, tr.steps):
+                self.model.train()
+                losses = self.step(*self.batch(step), gen=step_generator(tr.seed, step))
+                self.ema.update(step)
+                done = step + 1
+                if done % tr.log_every == 0 or done == tr.steps:
+                    mlog.write(json.dumps({"step": done, "time": round(time.time() - t0, 2), **losses}) + "\n")
+                    mlog.flush()
+                    bar.update(task, losses=" ".join(f"{k}={v:.3f}" for k, v in list(losses.items())[:4]))
+                if done % tr.ckpt_every == 0 or done == tr.steps:
+                    last_path = self.save(done)
+                if tr.sample_every and (done % tr.sample_every == 0 or done == tr.steps):
+                    self.preview(done)
+                bar.update(task, completed=done)
+        return self.run_dir / LAST
+
+
+def _with_steps(train, steps):
+    import dataclasses
+    return dataclasses.replace(train, steps=max(steps, train.steps))
+
+
+def _try_split(root, split):
+    try:
+        return load_split(root, split)
+    except Exception:  # noqa: BLE001 - previews fall back to the training split
+        return None

@@ -1,0 +1,42 @@
+"""Sample strips written during training: one row per (identity, emotion), 10 frames across."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from fv.data.layout import to_uint8
+
+
+def strip_frames(n_frames: int, n: int = 10) -> list[int]:
+    """n evenly spaced frame indices from 0 to n_frames - 1 (the thesis figures show 10)."""
+    return [int(round(i * (n_frames - 1) / (n - 1))) for i in range(n)]
+
+
+def video_grid(videos: torch.Tensor, n_cols: int = 10, pad: int = 2) -> np.ndarray:
+    """videos [n, T, 3, H, W] in [-1, 1] -> uint8 RGB image, one row per video."""
+    idx = strip_frames(videos.shape[1], n_cols)
+    frames = to_uint8(videos[:, idx])                    # [n, cols, H, W, 3]
+    n, cols, H, W, _ = frames.shape
+    img = np.full((n * (H + pad) + pad, cols * (W + pad) + pad, 3), 255, np.uint8)
+    for r in range(n):
+        for c in range(cols):
+            y, x = pad + r * (H + pad), pad + c * (W + pad)
+            img[y:y + H, x:x + W] = frames[r, c]
+    return img
+
+
+def save_png(path: str | Path, rgb: np.ndarray, scale: int = 1) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if scale > 1:
+        rgb = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
+    if not cv2.imwrite(str(tmp), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+        raise OSError(f"could not write {path}")
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,35 @@
+"""train_setting: the library call behind `fv train` (config, run folder, resume/fresh/init)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Callable
+
+from fv.engine.checkpoint import LAST, expect_setting, load_model_state, read_checkpoint
+from fv.engine.config import DIFFUSION_SETTINGS, check_setting, default_config
+from fv.trainer.loop import Trainer
+
+
+def train_setting(setting: str, data: Path, run_dir: Path | None = None, runs_root: Path = Path("runs"),
+                  preset: str = "demo", overrides: dict | None = None, device: str = "auto",
+                  resume: bool = True, init: Path | None = None, motion_checkpoint: Path | None = None,
+                  progress: bool = True, log: Callable[[str], None] = print) -> Path:
+    setting = check_setting(setting)
+    config = default_config(setting, preset, **(overrides or {}))
+    run_dir = Path(run_dir or Path(runs_root) / setting)
+    if not resume and run_dir.exists():
+        for p in list(run_dir.glob("*.safetensors")) + [run_dir / "metrics.jsonl"]:
+            p.unlink(missing_ok=True)
+        shutil.rmtree(run_dir / "samples", ignore_errors=True)
+    if setting in DIFFUSION_SETTINGS and not (run_dir / LAST).exists():
+        from fv.trainer.diffusion_step import attach_motion_source
+        config = attach_motion_source(config, motion_checkpoint)
+    trainer = Trainer(config, data, run_dir, device=device, resume=resume, progress=progress, log=log)
+    if init is not None and trainer.start == 0:
+        ckpt = read_checkpoint(init)
+        expect_setting(ckpt, setting)
+        load_model_state(trainer.model, ckpt)
+        trainer.ema.load(ckpt.section("ema"))
+        log(f"initialised from {init} (step {ckpt.step})")
+    return trainer.fit()
