@@ -1,0 +1,322 @@
+"""DDPM and DDIM sampling, classifier-free guidance and per-sample noise (thesis 2.4.6-2.4.7, 3.2.3).
+
+The samplers hold no network: `eps_fn(x_t [B, ...], t LongTensor[B]) -> eps [B, ...]` is any
+callable (a torch module, ONNX Runtime, TensorRT behind the engine's backend interface), and the
+step functions let an engine run its own loop (STYLE practices 1 and 10).
+
+Notation: abar_t from `DiffusionSchedule`, abar_{-1} = 1; a step goes from t to t_prev < t
+(t_prev = t - 1 with all steps, the next lower respaced step otherwise, -1 at the end).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import torch
+
+from fv.engine.diffusion import DiffusionSchedule, TimeLike, timestep_pairs
+
+EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+GuidedEpsFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class SamplerError(ValueError):
+    pass
+
+
+class NoiseSourceError(ValueError):
+    pass
+
+
+# ---- one step ---------------------------------------------------------------------------------
+
+def _x0_hat(schedule: DiffusionSchedule, x_t: torch.Tensor, eps: torch.Tensor, t: TimeLike,
+            clip_x0: float | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """x0_hat from eq. 3.2, optionally clipped to [-c, c]; eps is re-derived from the clipped x0 so
+    the step stays consistent with it (as guided-diffusion does)."""
+    x0 = schedule.predict_x0(x_t, eps, t)
+    if clip_x0 is not None:
+        x0 = x0.clamp(-clip_x0, clip_x0)
+        eps = schedule.predict_eps(x_t, x0, t)
+    return x0, eps
+
+
+def _with_noise(x: torch.Tensor, std: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
+    if noise is None:  # the step's mean
+        return x
+    if noise.shape != x.shape:
+        raise SamplerError(f"noise must have the sample's shape {list(x.shape)}, got {list(noise.shape)}")
+    return x + std * noise.to(x.device, x.dtype)
+
+
+def ddpm_step(schedule: DiffusionSchedule, x_t: torch.Tensor, eps: torch.Tensor, t: TimeLike,
+              t_prev: TimeLike, noise: torch.Tensor | None, clip_x0: float | None = None) -> torch.Tensor:
+    """Ancestral step x_t -> x_{t_prev} ~ N(posterior mean, beta-tilde) with x0_hat from eps.
+
+    Ho et al. 2020 Alg. 2 / eqs. 6-7 with the "fixed small" variance sigma^2 = beta-tilde, the
+    posterior variance (their other choice, sigma^2 = beta, is not used). For a respaced sequence
+    the step uses the respaced beta' = 1 - abar_t / abar_prev (Nichol & Dhariwal 2021):
+        x0_hat = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t)
+        mean   = sqrt(abar_prev) beta' / (1 - abar_t) x0_hat
+                 + sqrt(1 - beta') (1 - abar_prev) / (1 - abar_t) x_t
+        x_prev = mean + sqrt(beta' (1 - abar_prev) / (1 - abar_t)) z,   z = noise
+    Unclipped, mean = (x_t - beta' / sqrt(1 - abar_t) eps) / sqrt(1 - beta') (Alg. 2's line 4).
+    t_prev = -1 has variance 0 and returns x0_hat. noise=None gives the mean.
+    """
+    x0, _ = _x0_hat(schedule, x_t, eps, t, clip_x0)
+    mean, var = schedule.posterior_mean_var(x0, x_t, t, t_prev)
+    return _with_noise(mean, var.sqrt(), noise)
+
+
+def ddim_step(schedule: DiffusionSchedule, x_t: torch.Tensor, eps: torch.Tensor, t: TimeLike,
+              t_prev: TimeLike, eta: float, noise: torch.Tensor | None,
+              clip_x0: float | None = None) -> torch.Tensor:
+    """DDIM step (Song et al. 2021, eq. 12 with sigma from eq. 16).
+
+        sigma  = eta sqrt((1 - abar_prev) / (1 - abar_t)) sqrt(1 - abar_t / abar_prev)      (eq. 16)
+        x_prev = sqrt(abar_prev) x0_hat + sqrt(1 - abar_prev - sigma^2) eps + sigma z      (eq. 12)
+    eta = 0 is deterministic; eta = 1 makes sigma^2 = beta-tilde, the DDPM ancestral step.
+    t_prev = -1 (abar_prev = 1) returns x0_hat. noise=None drops the sigma z term.
+    """
+    if eta < 0:
+        raise SamplerError(f"eta must be >= 0, got {eta}")
+    x0, eps = _x0_hat(schedule, x_t, eps, t, clip_x0)
+    a_t = schedule.abar(t, x_t)
+    a_p = schedule.abar(t_prev, x_t, allow_minus_one=True)
+    sigma2 = (eta ** 2) * (1.0 - a_p) / (1.0 - a_t) * (1.0 - a_t / a_p)
+    c_dir = (1.0 - a_p - sigma2).clamp_min(0.0).sqrt()
+    dt = x_t.dtype
+    x_prev = a_p.sqrt().to(dt) * x0 + c_dir.to(dt) * eps
+    return _with_noise(x_prev, sigma2.sqrt().to(dt), noise)
+
+
+# ---- classifier-free guidance (thesis eq. 2.14, 3.2.3) --------------------------------------------
+
+def cfg_eps(eps_cond: torch.Tensor, eps_uncond: torch.Tensor, g: float | torch.Tensor) -> torch.Tensor:
+    """eps = eps_uncond + g (eps_cond - eps_uncond); g a float or one scale per sample, Tensor[B]."""
+    if eps_cond.shape != eps_uncond.shape:
+        raise SamplerError(f"conditional and unconditional eps differ in shape: "
+                           f"{list(eps_cond.shape)} vs {list(eps_uncond.shape)}")
+    if isinstance(g, torch.Tensor) and g.dim() > 0:
+        if g.shape != eps_cond.shape[:1]:
+            raise SamplerError(f"per-sample guidance needs shape [{eps_cond.shape[0]}], got {list(g.shape)}")
+        g = g.to(eps_cond.device, eps_cond.dtype).view(-1, *([1] * (eps_cond.dim() - 1)))
+    return eps_uncond + g * (eps_cond - eps_uncond)
+
+
+def guided(eps_fn2: GuidedEpsFn, g: float | torch.Tensor) -> EpsFn:
+    """Wrap eps_fn2(x [2B], t [2B], uncond BoolTensor[2B]) into an eps_fn with ONE call per step.
+
+    The doubled batch is [x; x] with uncond = [False]*B + [True]*B: the first half conditional, the
+    second half with motion and emotion dropped (the caller's eps_fn2 zeroes them, thesis 3.2.3).
+    """
+    def eps_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        b = x.shape[0]
+        uncond = torch.arange(2 * b, device=x.device) >= b
+        out = eps_fn2(torch.cat([x, x]), torch.cat([t, t]), uncond)
+        if out.shape[0] != 2 * b:
+            raise SamplerError(f"guided model must return a doubled batch of {2 * b}, got {out.shape[0]}")
+        return cfg_eps(out[:b], out[b:], g)
+
+    return eps_fn
+
+
+# ---- per-sample noise ----------------------------------------------------------------------------
+
+class NoiseSource:
+    """Gaussian noise for a batch where every sample draws only from its own CPU generator.
+
+    Stream layout per sample: draw 0 is x_T (`initial()`), draw i + 1 is the noise of loop step i
+    (`step(i)`). Draws are made on the CPU and then moved, so CPU and CUDA runs get the same numbers,
+    and a sample's numbers never depend on the batch it shares. Steps go forward: `step(i)` may skip
+    ahead (the skipped draws are discarded) or repeat the last index, never go back.
+
+    CPU normal draws run at roughly 100 M numbers/s per core, so a large batch (2048 frames of 3x64x64
+    is 25 M numbers a step) should draw with `workers` threads (torch releases the GIL; the numbers do
+    not depend on it) or overlap `step(i + 1)` with the network in a background thread.
+    """
+
+    def __init__(self, generators: Sequence[torch.Generator], shape: Sequence[int], *,
+                 device: torch.device | str | None = None, dtype: torch.dtype = torch.float32,
+                 workers: int = 1) -> None:
+        gens = list(generators)
+        if not gens:
+            raise NoiseSourceError("a NoiseSource needs at least one generator (one per sample)")
+        for g in gens:
+            if not isinstance(g, torch.Generator) or g.device.type != "cpu":
+                raise NoiseSourceError("NoiseSource takes CPU torch.Generator objects, one per sample")
+        if not dtype.is_floating_point:
+            raise NoiseSourceError(f"noise dtype must be floating point, got {dtype}")
+        if int(workers) != workers or workers < 1:
+            raise NoiseSourceError(f"workers must be a positive integer, got {workers!r}")
+        self.workers = int(workers)
+        self._gens = gens
+        self.shape = tuple(int(s) for s in shape)
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.dtype = dtype
+        self._next = 0  # index of the next draw in every sample's stream
+        self._cache: tuple[int, torch.Tensor] | None = None
+
+    @classmethod
+    def from_seeds(cls, seeds: Sequence[int] | torch.Tensor, shape: Sequence[int], *,
+                   device: torch.device | str | None = None, dtype: torch.dtype = torch.float32,
+                   workers: int = 1) -> NoiseSource:
+        """One generator per sample, seeded with seeds[b]."""
+        values = seeds.tolist() if isinstance(seeds, torch.Tensor) else list(seeds)
+        gens = []
+        for s in values:
+            if int(s) != s:
+                raise NoiseSourceError(f"seeds must be integers, got {s!r}")
+            gens.append(torch.Generator(device="cpu").manual_seed(int(s)))
+        return cls(gens, shape, device=device, dtype=dtype, workers=workers)
+
+    def __len__(self) -> int:
+        return len(self._gens)
+
+    @property
+    def position(self) -> int:
+        """How many draws each sample's stream has made (0 before `initial()`)."""
+        return self._next
+
+    def _fill(self) -> torch.Tensor:
+        """The next draw of every stream, on the CPU: [B, *shape]."""
+        buf = torch.empty((len(self._gens), *self.shape), dtype=self.dtype)
+
+        def fill(rows: range) -> None:
+            for b in rows:
+                buf[b].normal_(generator=self._gens[b])  # same numbers as torch.randn(shape, generator=g)
+
+        n, w = len(self._gens), min(self.workers, len(self._gens))
+        if w == 1:
+            fill(range(n))
+        else:  # disjoint rows, each sample's own generator: the result does not depend on w
+            list(_pool(w).map(fill, [range(i, n, w) for i in range(w)]))
+        self._next += 1
+        return buf
+
+    def _draw(self) -> torch.Tensor:
+        out = self._fill().to(self.device)
+        self._cache = (self._next - 1, out)
+        return out
+
+    def _draw_index(self, k: int) -> torch.Tensor:
+        if self._cache is not None and self._cache[0] == k:
+            return self._cache[1]
+        if k < self._next:
+            raise NoiseSourceError(f"draw {k} was already consumed; noise streams only go forward "
+                                   f"(next draw is {self._next})")
+        while self._next < k:  # skip ahead, keeping the stream layout fixed
+            self._fill()
+        return self._draw()
+
+    def initial(self) -> torch.Tensor:
+        """x_T ~ N(0, I): Tensor[B, *shape] on the source's device."""
+        return self._draw_index(0)
+
+    def step(self, i: int) -> torch.Tensor:
+        """The noise z of sampling loop step i (0-based): Tensor[B, *shape]."""
+        if int(i) != i or i < 0:
+            raise NoiseSourceError(f"step index must be a non-negative integer, got {i!r}")
+        return self._draw_index(int(i) + 1)
+
+    def _derived(self, gens: list[torch.Generator], cache: tuple[int, torch.Tensor] | None,
+                 device: torch.device | None = None) -> NoiseSource:
+        out = NoiseSource(gens, self.shape, device=device or self.device, dtype=self.dtype,
+                          workers=self.workers)
+        out._next = self._next
+        out._cache = None if cache is None else (cache[0], cache[1].to(out.device))
+        return out
+
+    def subset(self, idx: Sequence[int] | torch.Tensor) -> NoiseSource:
+        """The streams of samples idx, continuing from the same position; this source is untouched."""
+        rows = idx.tolist() if isinstance(idx, torch.Tensor) else [int(i) for i in idx]
+        if not rows or any(not -len(self) <= r < len(self) for r in rows):
+            raise NoiseSourceError(f"subset indices must be a non-empty list within [0, {len(self) - 1}]")
+        cache = None
+        if self._cache is not None:
+            cache = (self._cache[0], self._cache[1][torch.tensor(rows, device=self._cache[1].device)])
+        return self._derived([_clone(self._gens[r]) for r in rows], cache)
+
+    @staticmethod
+    def concat(sources: Sequence[NoiseSource]) -> NoiseSource:
+        """One source over several requests' samples, in order; the sources are untouched.
+
+        All must share shape, dtype and position; the result lives on the first source's device.
+        """
+        if not sources:
+            raise NoiseSourceError("concat needs at least one NoiseSource")
+        first = sources[0]
+        for s in sources[1:]:
+            if (s.shape, s.dtype, s.position) != (first.shape, first.dtype, first.position):
+                raise NoiseSourceError("concat needs sources with the same per-sample shape, dtype and "
+                                       f"position; got {(s.shape, s.dtype, s.position)} "
+                                       f"vs {(first.shape, first.dtype, first.position)}")
+        gens = [_clone(g) for s in sources for g in s._gens]
+        caches = [s._cache for s in sources]
+        cache = None
+        if all(c is not None and c[0] == caches[0][0] for c in caches):
+            cache = (caches[0][0], torch.cat([c[1].to(first.device) for c in caches]))
+        return first._derived(gens, cache)
+
+    def to(self, device: torch.device | str) -> NoiseSource:
+        """The same streams delivered on `device` (a copy; this source is untouched)."""
+        return self._derived([_clone(g) for g in self._gens], self._cache, torch.device(device))
+
+
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    if workers not in _POOLS:
+        _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="fv-noise")
+    return _POOLS[workers]
+
+
+def _clone(g: torch.Generator) -> torch.Generator:
+    c = torch.Generator(device="cpu")
+    c.set_state(g.get_state())
+    return c
+
+
+# ---- the loop ---------------------------------------------------------------------------------
+
+def sample(eps_fn: EpsFn, x_T: torch.Tensor, schedule: DiffusionSchedule, sampler: str = "ddpm",
+           steps: int | str = 1000, eta: float = 0.0, noise: NoiseSource | None = None,
+           clip_x0: float | None = None, progress: bool = False) -> torch.Tensor:
+    """Run the reverse process from x_T [B, ...] to x_0 with any eps_fn(x_t, t) -> eps.
+
+    sampler "ddpm" (ancestral, `ddpm_step`) or "ddim" (`ddim_step` with eta); steps is a respacing
+    spec for `space_timesteps` (1000, 50, "ddim50", "10,15,20"). Loop step i visits the i-th pair
+    of `timestep_pairs` and, when stochastic (ddpm, or ddim with eta > 0), uses noise.step(i); the
+    last step (t_prev = -1) has zero variance and draws nothing.
+    """
+    if sampler not in ("ddpm", "ddim"):
+        raise SamplerError(f"sampler must be 'ddpm' or 'ddim', got {sampler!r}")
+    stochastic = sampler == "ddpm" or eta > 0
+    b = x_T.shape[0]
+    if stochastic:
+        if noise is None:
+            raise SamplerError(f"{sampler} with eta={eta} draws noise: "
+                               "pass noise=NoiseSource.from_seeds(seeds, shape)")
+        if len(noise) != b or noise.shape != tuple(x_T.shape[1:]):
+            raise SamplerError(f"noise source gives [{len(noise)}, {', '.join(map(str, noise.shape))}] "
+                               f"but x_T is {list(x_T.shape)}")
+    pairs = timestep_pairs(schedule.num_steps, steps)
+    indices = range(len(pairs))
+    if progress:
+        from rich.progress import track
+        indices = track(indices, description=f"{sampler} {len(pairs)} steps")
+    x = x_T
+    for i in indices:
+        t, t_prev = pairs[i]
+        t_vec = torch.full((b,), t, dtype=torch.long, device=x.device)
+        eps = eps_fn(x, t_vec)
+        if eps.shape != x.shape:
+            raise SamplerError(f"eps_fn returned shape {list(eps.shape)} for x_t of shape {list(x.shape)}")
+        z = noise.step(i) if stochastic and t_prev >= 0 else None
+        if sampler == "ddpm":
+            x = ddpm_step(schedule, x, eps, t, t_prev, z, clip_x0)
+        else:
+            x = ddim_step(schedule, x, eps, t, t_prev, eta, z, clip_x0)
+    return x
