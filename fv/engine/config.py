@@ -133,7 +133,8 @@ def default_config(setting: str, preset: str = "demo", **train_overrides) -> Run
     if setting in GAN_SETTINGS:
         model = GANConfig(emotion_in_gru=(setting == "onlyEM"))
         if preset == "demo":
-            train = TrainConfig(steps=1500, batch_size=8, lr=2e-4, sample_every=250, ckpt_every=250)
+            model = dataclasses.replace(model, gen_ch=16, disc_ch=16, dim_z_content=32)
+            train = TrainConfig(steps=3000, batch_size=8, lr=2e-4, sample_every=250, ckpt_every=250)
         else:
             model = dataclasses.replace(model, gen_ch=64, disc_ch=64, dim_z_content=128)
             train = TrainConfig(steps=100_000, batch_size=16, lr=2e-4, sample_every=2000, ckpt_every=2000)
