@@ -8,6 +8,7 @@ from typing import Callable
 
 from fv.engine.checkpoint import LAST, expect_setting, load_model_state, read_checkpoint
 from fv.engine.config import DIFFUSION_SETTINGS, check_setting, default_config
+from fv.trainer.ema import EMA
 from fv.trainer.loop import Trainer
 
 
@@ -30,6 +31,10 @@ def train_setting(setting: str, data: Path, run_dir: Path | None = None, runs_ro
         ckpt = read_checkpoint(init)
         expect_setting(ckpt, setting)
         load_model_state(trainer.model, ckpt)
-        trainer.ema.load(ckpt.section("ema"))
+        ema = ckpt.section("ema")
+        if ema:
+            trainer.ema.load(ema)
+        else:                                   # a packed checkpoint: its weights are the EMA weights
+            trainer.ema = EMA(trainer.step.trainable, trainer.config.train.ema_decay)
         log(f"initialised from {init} (step {ckpt.step})")
     return trainer.fit()
