@@ -49,6 +49,12 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason="needs TensorRT and a CUDA GPU"))
 
 
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory):
+    from tests.tiny import make_tiny_data
+    return make_tiny_data(tmp_path_factory.mktemp("tinydata"))
+
+
 @pytest.fixture(autouse=True)
 def _few_threads():
     # The CI machine has 2 cores; keep each test's intra-op threads modest and deterministic.

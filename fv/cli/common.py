@@ -39,7 +39,7 @@ def fail(err: BaseException) -> None:
 
 
 def info(msg: str) -> None:
-    console.print(msg, soft_wrap=True)
+    console.print(msg, soft_wrap=True, markup=False)
 
 
 def default_checkpoint(setting: str | None = None) -> Path:

@@ -35,4 +35,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m fv.cli.main`: run the imported module's app, the one the commands register on.
+    from fv.cli.main import main as _main
+    sys.exit(_main())

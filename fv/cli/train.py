@@ -38,8 +38,15 @@ def train(
     overrides = {k: v for k, v in dict(steps=steps, batch_size=batch_size, lr=lr, seed=seed,
                                        ckpt_every=ckpt_every, sample_every=sample_every).items()
                  if v is not None}
+    from fv.engine.config import check_setting
+    from fv.trainer.diffusion_step import MOTION_SETTING
+    setting = check_setting(setting)
+    run = run_dir or common.RUNS / setting
+    if setting in MOTION_SETTING and motion_checkpoint is None and (fresh or not (run / "last.safetensors").exists()):
+        motion_checkpoint = common.default_checkpoint(MOTION_SETTING[setting])
+        common.info(f"[fv] motion codes: frozen GRU of {motion_checkpoint}")
     data_dir = common.ensure_data(data or common.DATA, explicit=data is not None)
-    path = train_setting(setting, data_dir, run_dir=run_dir, runs_root=common.RUNS, preset=preset,
+    path = train_setting(setting, data_dir, run_dir=run, runs_root=common.RUNS, preset=preset,
                          overrides=overrides, device=device, resume=not fresh, init=init,
                          motion_checkpoint=motion_checkpoint, progress=progress, log=common.info)
     common.info(f"[fv] checkpoint: {path}")

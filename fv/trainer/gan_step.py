@@ -49,8 +49,8 @@ class GANStep:
         video, _ = gan_video(self.model["R"], self.model["G"], f0, one_hot(target).to(self.device), noise, h0)
         return video, target.to(self.device)
 
-    def __call__(self, real: torch.Tensor, emotion: torch.Tensor, subject: torch.Tensor,
-                 gen: torch.Generator) -> dict[str, float]:
+    def __call__(self, batch: dict[str, torch.Tensor], gen: torch.Generator, step: int) -> dict[str, float]:
+        real, emotion, subject = batch["video"], batch["emotion"], batch["subject"]
         D = self.model["D"]
         c = self.cfg
         with self.amp():

@@ -75,6 +75,8 @@ class Trainer:
         self.amp = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_amp else contextlib.nullcontext
         self.step = self.Step(config, self.model, self.device, self.amp)
         self.ema = EMA(self.step.trainable, config.train.ema_decay)
+        if ckpt is None and hasattr(self.step, "initialize"):
+            self.step.initialize(self.data, log)      # e.g. the frozen GRU, the motion-code bank
         if ckpt is not None:
             load_model_state(self.model, ckpt)
             self.ema.load(ckpt.section("ema"))
@@ -88,10 +90,12 @@ class Trainer:
         self.subjects = torch.from_numpy(self.data.subject_ids)
 
     # ---- pieces -------------------------------------------------------------------------------
-    def batch(self, step: int):
+    def batch(self, step: int) -> dict[str, torch.Tensor]:
         idx = self.batches.indices(step)
-        real = self.data.videos(idx).to(self.device)
-        return real, self.emotions[idx].to(self.device), self.subjects[idx].to(self.device)
+        return {"video": self.data.videos(idx).to(self.device),            # [B, T, 3, 64, 64]
+                "emotion": self.emotions[idx].to(self.device),              # [B]
+                "subject": self.subjects[idx].to(self.device),              # [B]
+                "index": torch.tensor(idx, device=self.device)}             # [B] rows of the split
 
     def save(self, step: int) -> Path:
         tensors = state_tensors("model", self.model.state_dict())
@@ -142,7 +146,7 @@ class Trainer:
             task = bar.add_task("train", total=tr.steps, completed=self.start, losses="")
             for step in range(self.start, tr.steps):
                 self.model.train()
-                losses = self.step(*self.batch(step), gen=step_generator(tr.seed, step))
+                losses = self.step(self.batch(step), gen=step_generator(tr.seed, step), step=step)
                 self.ema.update(step)
                 done = step + 1
                 if done % tr.log_every == 0 or done == tr.steps:

@@ -6,7 +6,7 @@ from safetensors.torch import load_file
 
 from fv.engine.checkpoint import CheckpointError
 from fv.trainer.loop import Trainer
-from tests.trainer.conftest import tiny_gan_config
+from tests.tiny import tiny_gan_config
 
 
 @pytest.mark.parametrize("setting", ["baseline", "onlyEM"])

@@ -1,18 +1,17 @@
+"""Tiny configurations and data for fast CPU tests."""
+
 import dataclasses
 
 import numpy as np
-import pytest
 
 from fv.data.layout import write_meta, write_split
 from fv.engine.config import default_config
 from fv.engine.labels import EMOTIONS
 
 
-@pytest.fixture(scope="session")
-def tiny_data(tmp_path_factory):
-    """A random-pixel data set in fv's layout: 12 train clips of 4 subjects, 6 test clips."""
-    root = tmp_path_factory.mktemp("tinydata")
-    rng = np.random.default_rng(0)
+def make_tiny_data(root, seed=0):
+    """A random-pixel data set in fv's layout: 12 train clips of 4 subjects, 6 test clips of 2."""
+    rng = np.random.default_rng(seed)
     for split, n, subj in (("train", 12, 4), ("test", 6, 2)):
         clips = rng.integers(0, 256, (n, 32, 64, 64, 3), dtype=np.uint8)
         rows = [dict(video_id=f"{split}{i}", subject=f"{split}_s{i % subj}", emotion=EMOTIONS[i % 6])

@@ -1,0 +1,52 @@
+"""Configuration of the diffusion settings onlyDM, EM-DM and both_retrievedMcs (thesis 3.2-3.4)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from fv.engine.config import GANConfig, TrainConfig
+from fv.engine.models.unet import UNetConfig
+
+MOTION_SOURCES = ("gru", "retrieved")
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    unet: UNetConfig = field(default_factory=UNetConfig.demo)
+    # DDPM, L = 1000, linear betas 1e-4 -> 0.02, epsilon prediction (thesis 3.2.1)
+    num_steps: int = 1000
+    beta_start: float = 1e-4
+    beta_end: float = 0.02
+    p_uncond: float = 0.1              # guidance dropout: motion AND emotion zeroed together (3.2.3)
+    batch_mode: str = "random_frames"  # "full_video" (all 32 frames) | "random_frames"
+    frames_per_video: int = 8          # random_frames: frames drawn per video (thesis: up to 8)
+    # where the motion codes come from
+    motion_source: str = "gru"         # "gru": frozen R of a baseline (onlyDM) / onlyEM (EM-DM) checkpoint
+    motion: GANConfig | None = None    # that GRU's architecture (its weights travel in this checkpoint)
+    motion_from: str = ""              # the checkpoint the GRU was taken from (informative)
+    bank_size: int = 0                 # "retrieved": training trajectories stored with the model (3.4.4)
+    embedder: str = ""                 # "retrieved": the expression embedder that made them
+    mix_max: float = 0.5               # motion mixing: probability rises linearly over mix_warmup steps
+    mix_warmup: int = 1000             # to mix_max (thesis 3.4.4 does it per epoch; fv per step)
+    # sampling defaults (fv's; the thesis samples with all 1000 DDPM steps)
+    sampler: str = "ddim"
+    sample_steps: int = 50
+    eta: float = 0.0
+    guidance: float = 2.0
+
+
+def diffusion_preset(setting: str, preset: str) -> tuple[DiffusionConfig, TrainConfig]:
+    source = "retrieved" if setting == "both_retrievedMcs" else "gru"
+    motion_dim = 16 if source == "retrieved" else 10
+    if preset == "demo":
+        model = DiffusionConfig(unet=UNetConfig.demo(motion_dim=motion_dim), motion_source=source,
+                                batch_mode="random_frames", frames_per_video=8, mix_warmup=500,
+                                sample_steps=25)
+        train = TrainConfig(steps=3000, batch_size=8, lr=2e-4, grad_clip=1.0, sample_every=500,
+                            ckpt_every=250, ema_decay=0.995)
+    else:
+        model = DiffusionConfig(unet=UNetConfig.thesis(motion_dim=motion_dim), motion_source=source,
+                                batch_mode="full_video", mix_warmup=20_000)
+        train = TrainConfig(steps=200_000, batch_size=16, lr=1e-4, grad_clip=1.0, sample_every=5000,
+                            ckpt_every=5000, ema_decay=0.9999)
+    return model, train

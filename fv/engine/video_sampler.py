@@ -1,0 +1,120 @@
+"""Diffusion video sampling: motion codes -> windows -> one batched reverse process over N x T frames.
+
+x is kept as [N, T, 3, H, W] so each request's noise comes from its own seed (samplers.NoiseSource);
+the denoiser sees the flattened [N*T, ...] batch, with guidance's conditional and unconditional halves
+in ONE call (samplers.guided). The denoiser is any callable
+    denoiser(x_t [M,3,H,W], t [M], motion [M,W,D], emotion [M,7], ref_feats tuple of [M,...]) -> eps
+so a torch module, ONNX Runtime or TensorRT can drive the same loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from fv.engine.diffusion import DiffusionSchedule
+from fv.engine.gan_sampling import per_sample_motion_inputs
+from fv.engine.labels import N_FRAMES, one_hot
+from fv.engine.models.mixer import motion_windows
+from fv.engine.samplers import NoiseSource, guided, sample
+
+MOTION_SEED_OFFSET = 1_000_003  # motion noise and pixel noise of one request use separate streams
+
+
+@dataclass(frozen=True)
+class SampleOptions:
+    sampler: str = "ddim"        # "ddpm" | "ddim"
+    steps: int | str = 50        # respacing spec (fv.engine.diffusion.space_timesteps)
+    eta: float = 0.0
+    guidance: float = 2.0        # eps = eps_u + g (eps_c - eps_u); 1 = conditional only
+    clip_x0: float | None = 1.0  # clip the predicted x0 to [-1, 1] (pixels live there)
+
+
+def motion_noise(seeds: list[int], dim: int, n_frames: int = N_FRAMES,
+                 device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The GRU's inputs per request, e_t [N, T, dim] and h0 [N, dim], from the request's motion stream
+    (seed + MOTION_SEED_OFFSET), so they never depend on the batch the request shares."""
+    return per_sample_motion_inputs([int(s) + MOTION_SEED_OFFSET for s in seeds], dim, n_frames, device)
+
+
+def retrieved_codes(bank, emotions: torch.Tensor, seeds: list[int], device=None) -> torch.Tensor:
+    """both_retrievedMcs (thesis 3.4.4): per request a training trajectory [T, D] of the target emotion,
+    drawn with the request's motion stream -> [N, T, D]."""
+    return torch.stack([bank.retrieve(int(e), int(s) + MOTION_SEED_OFFSET)
+                        for e, s in zip(emotions, seeds)]).to(device)
+
+
+def motion_codes(model: torch.nn.ModuleDict, emotions: torch.Tensor, seeds: list[int],
+                 device=None) -> torch.Tensor:
+    """Motion codes [N, T, D] per request: from the frozen GRU (onlyDM, EM-DM) with the request's own
+    noise, or a seeded retrieval of a training trajectory of the target emotion (both_retrievedMcs)."""
+    if "R" in model:
+        R = model["R"]
+        noise, h0 = motion_noise(seeds, R.dim, N_FRAMES, device)
+        return R(noise, h0, one_hot(emotions).to(device))
+    return retrieved_codes(model["bank"], emotions, seeds, device)
+
+
+def gan_frames(generate: Callable, x_ref: torch.Tensor, codes: torch.Tensor,
+               category: torch.Tensor) -> torch.Tensor:
+    """GAN frame synthesis (thesis 2.2.1) through any per-frame callable
+        generate(x_ref [M,3,H,W], motion [M,D], category [M,7]) -> frames [M,3,H,W]
+    x_ref [N,3,H,W], codes [N,T,D], category [N,7] -> video [N,T,3,H,W] (frame t of video n is row n*T + t)."""
+    N, T, D = codes.shape
+    frames = generate(x_ref.repeat_interleave(T, 0), codes.reshape(N * T, D), category.repeat_interleave(T, 0))
+    return frames.view(N, T, *frames.shape[1:])
+
+
+def torch_denoiser(unet) -> Callable:
+    return lambda x_t, t, motion, emotion, ref_feats: unet.denoise(x_t, ref_feats, t, motion, emotion)
+
+
+def sample_frames(denoiser: Callable, schedule: DiffusionSchedule, ref_feats: tuple[torch.Tensor, ...],
+                  windows: torch.Tensor, emotions: torch.Tensor, seeds: list[int], opts: SampleOptions,
+                  image_shape=(3, 64, 64), progress: bool = False) -> torch.Tensor:
+    """ref_feats [N, ...] per video, windows [N, T, W, D], emotions [N] -> videos [N, T, 3, H, W]."""
+    N, T = windows.shape[:2]
+    dev = windows.device
+    ref = tuple(f.repeat_interleave(T, 0) for f in ref_feats)               # [N*T, ...]
+    win = windows.reshape(N * T, *windows.shape[2:])                        # [N*T, W, D]
+    emo = one_hot(emotions).to(dev).repeat_interleave(T, 0)                 # [N*T, 7]
+
+    def flat_eps(x, t, w, e, r):                                           # x [n, T, 3, H, W], t [n]
+        n = x.shape[0]
+        eps = denoiser(x.reshape(n * T, *image_shape), t.repeat_interleave(T), w, e, r)
+        return eps.view(n, T, *image_shape)
+
+    if opts.guidance == 1.0:
+        eps_fn = lambda x, t: flat_eps(x, t, win, emo, ref)                # noqa: E731
+    else:
+        # the doubled batch [cond; uncond] (samplers.guided): motion and emotion are zeroed in the
+        # second half (thesis 3.2.3), identity features are kept; built once, reused at every step
+        w2 = torch.cat([win, torch.zeros_like(win)])                       # [2N*T, W, D]
+        e2 = torch.cat([emo, torch.zeros_like(emo)])                       # [2N*T, 7]
+        r2 = tuple(torch.cat([f, f]) for f in ref)
+
+        def eps2(x, t, uncond):                                            # x [2N, T, ...], uncond [2N]
+            if uncond.shape[0] != 2 * N:
+                raise ValueError(f"guided batch of {uncond.shape[0]} for {N} videos")
+            return flat_eps(x, t, w2, e2, r2)
+        eps_fn = guided(eps2, opts.guidance)
+    noise = NoiseSource.from_seeds(seeds, (T, *image_shape), device=dev)
+    return sample(eps_fn, noise.initial(), schedule, opts.sampler, opts.steps, opts.eta, noise,
+                  clip_x0=opts.clip_x0, progress=progress)
+
+
+@torch.no_grad()
+def sample_diffusion_videos(model: torch.nn.ModuleDict, config, x_ref: torch.Tensor, emotions: torch.Tensor,
+                            seeds: list[int], opts: SampleOptions | None = None,
+                            progress: bool = False) -> torch.Tensor:
+    """x_ref [N, 3, 64, 64] neutral faces, emotions [N] class indices -> videos [N, 32, 3, 64, 64]."""
+    opts = opts or SampleOptions(config.sampler, config.sample_steps, config.eta, config.guidance)
+    dev = x_ref.device
+    unet = model["unet"]
+    schedule = DiffusionSchedule(config.num_steps, config.beta_start, config.beta_end, device=dev)
+    codes = motion_codes(model, emotions, seeds, dev)
+    windows = motion_windows(codes, config.unet.window)
+    return sample_frames(torch_denoiser(unet), schedule, unet.encode_reference(x_ref), windows, emotions,
+                         seeds, opts, tuple(x_ref.shape[1:]), progress)

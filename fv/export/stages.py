@@ -1,0 +1,136 @@
+"""`fv export`: checkpoint -> ONNX (checked against PyTorch) -> TensorRT engines (checked too).
+
+Staged and keyed (STYLE practice 11): export if missing, build if missing, load. Each stage is made in a
+hidden temporary folder and renamed to its keyed name only after every network passed its parity check
+and the manifest is written, so a folder with the right key is always complete and verified
+(fv.engine.backends.artifacts). Re-running with the same checkpoint and libraries reuses it; a new
+checkpoint, spec, precision or library version gives a new key and a new folder.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from fv.engine.backends.artifacts import (OPSET, StageDir, file_sha256, onnx_stage, onnx_versions,
+                                          trt_stage)
+from fv.engine.backends.ort_backend import OrtBackend
+from fv.engine.checkpoint import load_checkpoint
+from fv.engine.iospec import network_modules
+from fv.export.errors import ExportError
+from fv.export.manifest import build_manifest, load_manifest, write_manifest
+from fv.export.onnx_export import EXPORTER, export_onnx
+from fv.export.parity import BATCHES, TOLERANCE, parity
+
+
+@dataclass
+class ExportResult:
+    onnx: StageDir
+    onnx_reused: bool
+    manifest: dict
+    trt: StageDir | None = None
+    trt_reused: bool = False
+    trt_manifest: dict | None = field(default=None)
+
+    @property
+    def folder(self) -> Path:
+        return (self.trt or self.onnx).folder
+
+
+def export_checkpoint(checkpoint: str | Path, out_dir: str | Path | None = None, trt: bool = False,
+                      fp16: bool = False, log: Callable[[str], None] = lambda s: None) -> ExportResult:
+    """Export every network of `checkpoint` to ONNX (and TensorRT with trt=True) under `out_dir`."""
+    checkpoint = Path(checkpoint)
+    if fp16 and not trt:
+        raise ExportError("--fp16 applies to TensorRT engines; add --trt (ONNX files are always fp32)")
+    if trt:
+        from fv.export.trt_build import tensorrt
+        tensorrt()  # fail fast, before the ONNX stage, when TensorRT or CUDA is missing
+    config, model = load_checkpoint(checkpoint, device="cpu")  # EMA weights, eval mode
+    sha = file_sha256(checkpoint)
+    stage = onnx_stage(checkpoint, out_dir, config=config, checkpoint_sha=sha)
+    modules = network_modules(config, model)
+    reused = stage.valid() is None
+    if reused:
+        log(f"[fv] ONNX export {stage.folder} is up to date (key {stage.key})")
+    else:
+        log(f"[fv] exporting {', '.join(stage.specs)} of {checkpoint} to {stage.folder}")
+        _make_onnx(stage, modules, checkpoint, sha, config, log)
+    result = ExportResult(stage, reused, load_manifest(stage.folder))
+    if trt:
+        _trt_stage(result, modules, checkpoint, sha, config, "fp16" if fp16 else "fp32", log)
+    return result
+
+
+def _staging(final: Path) -> Path:
+    tmp = final.with_name(f".{final.name}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def _publish(tmp: Path, final: Path) -> None:
+    if final.exists():
+        shutil.rmtree(final)  # an incomplete or tampered folder of the same key: replaced whole
+    os.replace(tmp, final)
+
+
+def _make_onnx(stage: StageDir, modules, checkpoint: Path, sha: str, config, log) -> None:
+    tmp = _staging(stage.folder)
+    try:
+        files, checks = {}, {}
+        tol = TOLERANCE["onnxruntime-fp32"]
+        for name, spec in stage.specs.items():
+            path = export_onnx(modules[name], spec, tmp / stage.path(name).name)
+            checks[name] = parity(modules[name], OrtBackend(path, spec, "cpu"), tol, BATCHES)
+            files[name] = path
+            log(f"[fv]   {name}: ONNX Runtime vs PyTorch max abs error {checks[name]['max_abs_error']:.2e} "
+                f"(tolerance {tol:g})")
+        write_manifest(tmp, build_manifest("onnx", stage.key, checkpoint, sha, config, stage.specs,
+                                           onnx_versions(), "fp32", files, checks, opset=OPSET,
+                                           exporter=EXPORTER, reference="PyTorch fp32 eager on the CPU",
+                                           runtime="onnxruntime CPUExecutionProvider"))
+        _publish(tmp, stage.folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _trt_stage(result: ExportResult, modules, checkpoint: Path, sha: str, config, precision: str, log) -> None:
+    from fv.engine.backends.trt_backend import TrtBackend, trt_versions
+    from fv.export.trt_build import build_engine
+
+    versions = trt_versions()
+    stage = trt_stage(result.onnx, precision, versions)
+    result.trt = stage
+    if stage.valid() is None:
+        result.trt_reused = True
+        result.trt_manifest = load_manifest(stage.folder)
+        log(f"[fv] TensorRT {precision} engines {stage.folder} are up to date (key {stage.key})")
+        return
+    log(f"[fv] building TensorRT {precision} engines in {stage.folder}")
+    tmp = _staging(stage.folder)
+    try:
+        files, checks = {}, {}
+        tol = TOLERANCE[f"tensorrt-{precision}"]
+        for name, spec in stage.specs.items():
+            path = build_engine(result.onnx.path(name), spec, tmp / stage.path(name).name, fp16=precision == "fp16")
+            backend = TrtBackend(path, spec, cuda_graph=False)
+            checks[name] = parity(modules[name], backend, tol, BATCHES)
+            files[name] = path
+            log(f"[fv]   {name}: TensorRT {precision} vs PyTorch max abs error "
+                f"{checks[name]['max_abs_error']:.2e} (tolerance {tol:g})")
+            del backend
+            torch.cuda.empty_cache()
+        result.trt_manifest = build_manifest(
+            "tensorrt", stage.key, checkpoint, sha, config, stage.specs, versions, precision, files, checks,
+            onnx_key=result.onnx.key, profiles={n: list(s.batch_range) for n, s in stage.specs.items()},
+            reference="PyTorch fp32 eager on the CPU", runtime="TensorRT")
+        write_manifest(tmp, result.trt_manifest)
+        _publish(tmp, stage.folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
