@@ -57,6 +57,7 @@ def tiny_data(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def _few_threads():
-    # The CI machine has 2 cores; keep each test's intra-op threads modest and deterministic.
-    torch.set_num_threads(2)
+    # One intra-op thread: the tests' tensors are tiny, and on a loaded 2-core machine two OpenMP
+    # threads per process made them many times slower.
+    torch.set_num_threads(1)
     yield

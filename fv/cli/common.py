@@ -25,7 +25,9 @@ def user_errors() -> tuple[type[BaseException], ...]:
     errs: list[type[BaseException]] = [DatasetError, CheckpointError, ConfigError, UnknownEmotionError,
                                        FileNotFoundError, NotADirectoryError, PermissionError]
     for mod, name in (("fv.engine.faces", "FaceError"), ("fv.export.errors", "ExportError"),
-                      ("fv.engine.backends", "BackendError"), ("fv.metrics.errors", "MetricsError")):
+                      ("fv.engine.backends", "BackendError"), ("fv.metrics.errors", "MetricsError"),
+                      ("fv.engine.requests", "EngineError"), ("fv.engine.render_set", "RenderSetError"),
+                      ("fv.data.video_io", "VideoIOError"), ("fv.data.mug", "SourceDataError")):
         try:
             errs.append(getattr(__import__(mod, fromlist=[name]), name))
         except (ImportError, AttributeError):
@@ -35,7 +37,8 @@ def user_errors() -> tuple[type[BaseException], ...]:
 
 def fail(err: BaseException) -> None:
     msg = str(err) or type(err).__name__
-    console.print(f"[bold red]error:[/] {msg}", soft_wrap=True)
+    from rich.markup import escape
+    console.print(f"[bold red]error:[/] {escape(msg)}", soft_wrap=True)
 
 
 def info(msg: str) -> None:
@@ -49,7 +52,7 @@ def default_checkpoint(setting: str | None = None) -> Path:
         p = find_latest(root, setting)
         if p is not None:
             return p
-    want = f"a {setting} checkpoint" if setting else "a checkpoint"
+    want = f"{setting} checkpoint" if setting else "checkpoint"
     raise CheckpointError(f"no {want} found in {RUNS}/, {DEMO_OUT}/runs/ or fv's shipped assets; "
                           f"train one with `fv train {setting or 'onlyDM'}` or run `fv demo`")
 

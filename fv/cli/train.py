@@ -42,7 +42,8 @@ def train(
     from fv.trainer.diffusion_step import MOTION_SETTING
     setting = check_setting(setting)
     run = run_dir or common.RUNS / setting
-    if setting in MOTION_SETTING and motion_checkpoint is None and (fresh or not (run / "last.safetensors").exists()):
+    if (setting in MOTION_SETTING and motion_checkpoint is None and init is None
+            and (fresh or not (run / "last.safetensors").exists())):
         motion_checkpoint = common.default_checkpoint(MOTION_SETTING[setting])
         common.info(f"[fv] motion codes: frozen GRU of {motion_checkpoint}")
     data_dir = common.ensure_data(data or common.DATA, explicit=data is not None)
@@ -50,3 +51,16 @@ def train(
                          overrides=overrides, device=device, resume=not fresh, init=init,
                          motion_checkpoint=motion_checkpoint, progress=progress, log=common.info)
     common.info(f"[fv] checkpoint: {path}")
+
+
+@app.command()
+def pack(checkpoint: Path = typer.Argument(..., help="A training checkpoint (e.g. runs/onlyDM/last.safetensors)."),
+         out: Path = typer.Argument(..., help="Where to write the small inference checkpoint."),
+         fp32: bool = typer.Option(False, "--fp32", help="Keep float32 weights (default: float16 storage)."),
+         ) -> None:
+    """Write a small inference checkpoint: EMA weights, no optimiser state (what fv ships for its demo)."""
+    import torch
+
+    from fv.trainer.pack import pack_checkpoint
+    path = pack_checkpoint(checkpoint, out, torch.float32 if fp32 else torch.float16)
+    common.info(f"[fv] packed {checkpoint} -> {path} ({path.stat().st_size / 1e6:.1f} MB)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 from typing import Callable
@@ -23,13 +24,22 @@ def train_setting(setting: str, data: Path, run_dir: Path | None = None, runs_ro
         for p in list(run_dir.glob("*.safetensors")) + [run_dir / "metrics.jsonl"]:
             p.unlink(missing_ok=True)
         shutil.rmtree(run_dir / "samples", ignore_errors=True)
-    if setting in DIFFUSION_SETTINGS and not (run_dir / LAST).exists():
+    fresh = not (run_dir / LAST).exists()
+    ckpt = None
+    if init is not None and fresh:
+        # fine-tuning: the architecture comes from the initial checkpoint (a diffusion setting's frozen
+        # GRU travels inside it, so it is the motion source too)
+        ckpt = read_checkpoint(init)
+        expect_setting(ckpt, setting)
+        model = ckpt.config.model
+        if setting in DIFFUSION_SETTINGS and model.motion_source == "gru":
+            model = dataclasses.replace(model, motion_from=str(init))
+        config = config.replace(model=model)
+    elif setting in DIFFUSION_SETTINGS and fresh:
         from fv.trainer.diffusion_step import attach_motion_source
         config = attach_motion_source(config, motion_checkpoint)
     trainer = Trainer(config, data, run_dir, device=device, resume=resume, progress=progress, log=log)
-    if init is not None and trainer.start == 0:
-        ckpt = read_checkpoint(init)
-        expect_setting(ckpt, setting)
+    if ckpt is not None:
         load_model_state(trainer.model, ckpt)
         ema = ckpt.section("ema")
         if ema:

@@ -1,0 +1,193 @@
+"""`fv render` (any photo), `fv sample` (a checkpoint on PyTorch) and `fv render-set` (a split, for `fv eval`)."""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from fv.cli import common
+from fv.cli.main import app
+
+BACKEND_HELP = "torch | onnxruntime | tensorrt (the last two use `fv export [--trt]`'s files)"
+STEPS_HELP = "Sampling steps (e.g. 50, or a respacing spec like ddim50); default: the checkpoint's."
+
+
+@contextlib.contextmanager
+def _engine_errors():
+    """The engine's own input errors as one clear line and exit code 2 (as fv.cli.main does for the rest)."""
+    from fv.engine.render_set import RenderSetError
+    from fv.engine.requests import EngineError
+    try:
+        yield
+    except (EngineError, RenderSetError) as e:
+        common.fail(e)
+        raise typer.Exit(2)
+
+
+def _steps(text: Optional[str]):
+    return int(text) if text is not None and text.strip().isdigit() else text
+
+
+def _engine(checkpoint: Optional[Path], setting: Optional[str], backend: str, device: str,
+            artifacts: Optional[Path], sampler, steps, guidance, eta, **kw):
+    from fv.engine.checkpoint import CheckpointError
+    from fv.engine.config import check_setting
+    from fv.engine.engine import Engine
+    want = check_setting(setting) if setting else None
+    path = checkpoint or common.default_checkpoint(want)
+    eng = Engine(path, backend=backend, device=device, artifacts_dir=artifacts, sampler=sampler,
+                 steps=_steps(steps), guidance=guidance, eta=eta, **kw)
+    if want and eng.setting != want:
+        raise CheckpointError(f"{path} is a {eng.setting} checkpoint, not {want}")
+    if eng.is_gan and any(v is not None for v in (sampler, steps, guidance, eta)):
+        common.info(f"[fv] {eng.setting} is a GAN setting (one pass): --sampler/--steps/--guidance/--eta are ignored")
+    return eng
+
+
+def render_photo(face: Path, emotion: str, eng, seed: int, out: Optional[Path], paste: bool, aligned: bool,
+                 fps: float, progress: bool) -> Path:
+    """Detect and align the face, render it, write video.mp4 / video.gif / strip.png (+ paste_*)."""
+    from fv.data.video_io import write_gif, write_mp4, write_strip
+    from fv.engine.labels import CLASSES, parse_emotion
+    emo = parse_emotion(emotion)
+    crop, photo, al = _face(face, eng.image_size, aligned)
+    out = out or Path("renders") / f"{face.stem}_{CLASSES[emo]}"
+    video = eng.render_requests([_request(crop, emo, seed)], progress=progress)[0]   # uint8 [32, S, S, 3]
+    files = [write_mp4(out / "video.mp4", video, fps), write_gif(out / "video.gif", video, fps),
+             write_strip(out / "strip.png", video, 10), write_strip(out / "input.png", crop[None], 1)]
+    if paste:
+        from fv.engine.faces import paste_back
+        big = _pasted(photo, al, video, paste_back)
+        files += [write_mp4(out / "paste.mp4", big, fps), write_gif(out / "paste.gif", big, fps),
+                  write_strip(out / "paste_strip.png", big, 10)]
+    common.info(f"[fv] {eng.setting} {CLASSES[emo]} (seed {seed}) -> " + ", ".join(str(f) for f in files))
+    return out
+
+
+def _request(crop, emotion: int, seed: int):
+    from fv.engine.requests import RenderRequest
+    return RenderRequest(crop, emotion, seed)
+
+
+def _face(path: Path, size: int, aligned: bool):
+    """(uint8 [size, size, 3] crop, the photo, its AlignedFace or None with --aligned)."""
+    import cv2
+
+    from fv.engine.faces import FaceAligner, MultipleFacesWarning, read_image
+    photo = read_image(path)
+    if aligned:
+        return cv2.resize(photo, (size, size), interpolation=cv2.INTER_AREA), photo, None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", MultipleFacesWarning)
+        crop, al = FaceAligner().face_crop(path, size=size)
+    for w in caught:
+        common.info(f"[fv] {w.message}")
+    return crop, photo, al
+
+
+def _pasted(photo, al, video, paste_back):
+    import numpy as np
+    return np.stack([paste_back(photo, al, frame) for frame in video])
+
+
+@app.command()
+def render(
+    face: Path = typer.Argument(..., help="A photo with one clearly visible face (any size; it is detected "
+                                "and aligned)."),
+    emotion: str = typer.Option(..., "--emotion", "-e", help="anger | disgust | fear | happiness (happy) | "
+                                "sadness (sad) | surprise"),
+    checkpoint: Optional[Path] = typer.Option(None, help="Default: the latest checkpoint in runs/, else the "
+                                              "demo's, else the one shipped with fv."),
+    setting: Optional[str] = typer.Option(None, help="Pick the default checkpoint of this setting."),
+    backend: str = typer.Option("torch", help=BACKEND_HELP),
+    artifacts: Optional[Path] = typer.Option(None, help="fv export's output folder (default: exports/)."),
+    sampler: Optional[str] = typer.Option(None, help="ddpm | ddim (diffusion settings)."),
+    steps: Optional[str] = typer.Option(None, help=STEPS_HELP),
+    guidance: Optional[float] = typer.Option(None, help="Classifier-free guidance scale g (1 = off)."),
+    eta: Optional[float] = typer.Option(None, help="DDIM eta (0 = deterministic)."),
+    seed: int = typer.Option(0, help="Random seed (the video depends on it alone)."),
+    out: Optional[Path] = typer.Option(None, help="Output folder (default: renders/<photo>_<emotion>/)."),
+    paste: bool = typer.Option(False, "--paste", help="Also paste the generated face back into the photo."),
+    aligned: bool = typer.Option(False, "--aligned", help="The photo is already an aligned face crop."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
+    fps: float = typer.Option(8.0, help="Frames per second of the MP4 and GIF."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Render a 32-frame video (neutral -> emotion -> neutral) of the face in any photo: MP4, GIF, PNG strip."""
+    from fv.engine.labels import parse_emotion
+    parse_emotion(emotion)  # an unknown emotion fails before anything is loaded
+    if paste and aligned:
+        common.fail(ValueError("--paste needs the face detected in a photo; drop --aligned"))
+        raise typer.Exit(2)
+    with _engine_errors():
+        eng = _engine(checkpoint, setting, backend, device, artifacts, sampler, steps, guidance, eta)
+        render_photo(face, emotion, eng, seed, out, paste, aligned, fps, progress)
+
+
+@app.command()
+def sample(
+    checkpoint: Path = typer.Argument(..., help="A trained checkpoint (fv train ...)."),
+    face: Path = typer.Option(..., "--face", help="A photo with a face, or an aligned crop with --aligned."),
+    emotion: str = typer.Option(..., "--emotion", "-e", help="anger | disgust | fear | happiness | sadness | surprise"),
+    sampler: Optional[str] = typer.Option(None, help="ddpm | ddim (diffusion settings)."),
+    steps: Optional[str] = typer.Option(None, help=STEPS_HELP),
+    guidance: Optional[float] = typer.Option(None, help="Classifier-free guidance scale g (1 = off)."),
+    eta: Optional[float] = typer.Option(None, help="DDIM eta (0 = deterministic)."),
+    seed: int = typer.Option(0, help="Random seed."),
+    out: Optional[Path] = typer.Option(None, help="Output folder (default: renders/<face>_<emotion>/)."),
+    aligned: bool = typer.Option(False, "--aligned", help="The face image is already an aligned crop."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Sample one video from CHECKPOINT with PyTorch: MP4, GIF and PNG strip (fv render with backend torch)."""
+    from fv.engine.labels import parse_emotion
+    parse_emotion(emotion)
+    with _engine_errors():
+        eng = _engine(checkpoint, None, "torch", device, None, sampler, steps, guidance, eta)
+        render_photo(face, emotion, eng, seed, out, False, aligned, 8.0, progress)
+
+
+@app.command("render-set")
+def render_set(
+    checkpoint: Optional[Path] = typer.Argument(None, help="Default: the latest checkpoint (of --setting)."),
+    data: Optional[Path] = typer.Option(None, help="Prepared data folder (default: data/synth)."),
+    split: str = typer.Option("test", help="Split whose videos are re-generated from frame 0 and emotion."),
+    shard: str = typer.Option("0/1", help="i/n: render only videos with row % n == i (run n processes)."),
+    out: Optional[Path] = typer.Option(None, help="Output folder (default: renders/<setting>_<split>/)."),
+    repeats: int = typer.Option(1, help="Samples per test video (different seeds)."),
+    seed: int = typer.Option(0, help="Base seed (each video's seed derives from it and its id)."),
+    setting: Optional[str] = typer.Option(None, help="Pick the default checkpoint of this setting."),
+    backend: str = typer.Option("torch", help=BACKEND_HELP),
+    artifacts: Optional[Path] = typer.Option(None, help="fv export's output folder (default: exports/)."),
+    sampler: Optional[str] = typer.Option(None, help="ddpm | ddim (diffusion settings)."),
+    steps: Optional[str] = typer.Option(None, help=STEPS_HELP),
+    guidance: Optional[float] = typer.Option(None, help="Classifier-free guidance scale g (1 = off)."),
+    eta: Optional[float] = typer.Option(None, help="DDIM eta (0 = deterministic)."),
+    mp4: bool = typer.Option(False, "--mp4", help="Also write an MP4 per video."),
+    max_videos: Optional[int] = typer.Option(None, help="Stop after this many new videos (resume later)."),
+    max_frames_per_call: int = typer.Option(512, help="Largest network batch (frames); bounds memory."),
+    precision: str = typer.Option("fp32", help="fp32 | bf16 | fp16 (torch autocast; tensorrt: its engines)."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Render every video of a split (frame 0 + its emotion) for `fv eval`; resumable and shardable."""
+    from fv.data.layout import load_split
+    from fv.engine.render_set import parse_shard, render_set as run
+    with _engine_errors():
+        which = parse_shard(shard)
+        split_data = load_split(common.ensure_data(data or common.DATA, explicit=data is not None), split)
+        eng = _engine(checkpoint, setting, backend, device, artifacts, sampler, steps, guidance, eta,
+                      max_frames_per_call=max_frames_per_call, precision=precision)
+        writers = {}
+        if mp4:
+            from fv.data.video_io import write_mp4
+            writers["mp4"] = lambda p, v: write_mp4(p, v, 8)
+        target = out or Path("renders") / f"{eng.setting}_{split}"
+        res = run(eng, split_data.clips64[:, 0], split_data.rows, target, split, which, repeats, seed,
+                  writers, max_videos, progress, str(split_data.root))
+    common.info(f"[fv] {res.rendered} rendered, {res.skipped} already done, {res.remaining} left "
+                f"(shard {which[0]}/{which[1]}); index: {res.index}")

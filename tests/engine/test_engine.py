@@ -1,0 +1,263 @@
+"""The batched engine: batch == per-request, chunking changes nothing, GAN and diffusion settings, the
+torch path against the lead's direct sampler and a one-step hand formula, clear errors."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from fv.engine.build import build_model
+from fv.engine.checkpoint import load_checkpoint, save_checkpoint, state_tensors
+from fv.engine.config import GANConfig, RunConfig, default_config
+from fv.engine.diffusion import DiffusionSchedule
+from fv.engine.diffusion_config import DiffusionConfig
+from fv.engine.engine import Engine, to_uint8_video
+from fv.engine.gan_sampling import gan_video
+from fv.engine.labels import one_hot
+from fv.engine.models.mixer import motion_windows
+from fv.engine.models.unet import UNetConfig
+from fv.engine.requests import EngineError, RenderRequest
+from fv.engine.video_sampler import SampleOptions, motion_noise, sample_diffusion_videos
+
+S = 16     # tiny U-Net frame size (the GAN is fixed at 64)
+ATOL = 2e-5  # batched kernels may round differently from single ones; nothing else may differ
+
+
+# ---------------------------------------------------------------- tiny checkpoints (also used by tests/cli)
+
+def tiny_gan_checkpoint(path, setting="baseline", seed=0):
+    cfg = default_config(setting, "demo")
+    cfg = cfg.replace(model=dataclasses.replace(cfg.model, gen_ch=4, disc_ch=4, dim_z_content=8, n_identities=3))
+    torch.manual_seed(seed)
+    model = build_model(cfg)
+    return save_checkpoint(path, cfg, 1, state_tensors("model", model.state_dict()))
+
+
+def tiny_unet(motion_dim=10) -> UNetConfig:
+    # 16 x 16 frames and 4 levels: the same engine logic as 64 x 64 at 1/16 of the CPU time
+    return UNetConfig.demo(image_size=S, base_ch=4, ch_mult=(1, 1, 2, 2), groups=2, time_dim=16, mixer_depth=1,
+                           mixer_ch=8, mixer_hidden=16, face_ch=(4, 4, 4, 4), attn_heads=2, motion_dim=motion_dim)
+
+
+def tiny_diffusion_checkpoint(path, setting="onlyDM", seed=0, num_steps=100, **sampling):
+    retrieved = setting == "both_retrievedMcs"
+    motion = None if retrieved else GANConfig(emotion_in_gru=setting == "EM-DM")
+    model_cfg = DiffusionConfig(unet=tiny_unet(16 if retrieved else 10), num_steps=num_steps,
+                                motion_source="retrieved" if retrieved else "gru", motion=motion,
+                                bank_size=12 if retrieved else 0, sample_steps=4, **sampling)
+    cfg = RunConfig(setting=setting, preset="demo", model=model_cfg)
+    torch.manual_seed(seed)
+    model = build_model(cfg)
+    with torch.no_grad():  # the last conv starts near zero in some inits; make eps clearly input-dependent
+        for p in model["unet"].out.parameters():
+            p.normal_(0, 0.3)
+        if retrieved:
+            bank = model["bank"]
+            bank.codes.normal_()
+            bank.emotions.copy_(torch.arange(12) % 6)
+            bank.subjects.copy_(torch.arange(12) // 6)
+    return save_checkpoint(path, cfg, 1, state_tensors("model", model.state_dict()))
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # one intra-op thread: on a shared 2-core machine two OpenMP threads per process can run 50x slower
+    torch.set_num_threads(1)
+    yield
+
+
+def faces(n, size=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, 3, size, size, generator=g) * 2 - 1
+
+
+@pytest.fixture(scope="module")
+def ckpts(tmp_path_factory):
+    d = tmp_path_factory.mktemp("engine_ckpts")
+    return {"baseline": tiny_gan_checkpoint(d / "baseline.safetensors"),
+            "onlyEM": tiny_gan_checkpoint(d / "onlyEM.safetensors", "onlyEM", seed=1),
+            "onlyDM": tiny_diffusion_checkpoint(d / "onlyDM.safetensors"),
+            "EM-DM": tiny_diffusion_checkpoint(d / "EM-DM.safetensors", "EM-DM", seed=2),
+            "both_retrievedMcs": tiny_diffusion_checkpoint(d / "both.safetensors", "both_retrievedMcs", seed=3)}
+
+
+def eng_size(path) -> int:
+    return 64 if "baseline" in str(path) or "onlyEM" in str(path) else S
+
+
+def per_request(engine, x, emotions, seeds):
+    return torch.cat([engine.sample(x[i:i + 1], [emotions[i]], [seeds[i]]) for i in range(len(x))])
+
+
+# ---------------------------------------------------------------- GAN settings
+
+@pytest.mark.parametrize("setting", ["baseline", "onlyEM"])
+def test_gan_batch_equals_single_and_direct_torch(ckpts, setting):
+    eng = Engine(ckpts[setting])
+    x, emo, seeds = faces(3), [0, 3, 5], [11, 12, 13]
+    batch = eng.sample(x, emo, seeds)
+    assert batch.shape == (3, 32, 3, 64, 64) and batch.abs().max() <= 1
+    torch.testing.assert_close(batch, per_request(eng, x, emo, seeds), atol=ATOL, rtol=0)
+    # the direct module path: R then G with the request's own motion stream
+    _, model = load_checkpoint(ckpts[setting])
+    noise, h0 = motion_noise(seeds, 10)
+    ref, codes = gan_video(model["R"], model["G"], x, one_hot(torch.tensor(emo)), noise, h0)
+    torch.testing.assert_close(batch, ref, atol=ATOL, rtol=0)
+    assert codes.std(1).mean() > 0  # the GRU moves: frames differ over time
+    assert (batch[:, 0] - batch[:, 20]).abs().mean() > 1e-4
+
+
+def test_gan_chunking_and_sub_batches_change_nothing(ckpts):
+    x, emo, seeds = faces(3, seed=1), [1, 2, 4], [5, 6, 7]
+    big = Engine(ckpts["baseline"], max_frames_per_call=1024)
+    small = Engine(ckpts["baseline"], max_frames_per_call=20)  # 1 video per chunk, 2 generator calls per video
+    assert big.videos_per_chunk == 32 and small.videos_per_chunk == 1
+    a, b = big.sample(x, emo, seeds), small.sample(x, emo, seeds)
+    assert small.nets["generator"].calls == 3 * 2 and big.nets["generator"].calls == 1
+    torch.testing.assert_close(a, b, atol=ATOL, rtol=0)
+
+
+# ---------------------------------------------------------------- diffusion settings
+
+@pytest.mark.parametrize("setting", ["onlyDM", "EM-DM", "both_retrievedMcs"])
+def test_diffusion_batch_equals_single_and_direct_torch(ckpts, setting):
+    eng = Engine(ckpts[setting], sampler="ddpm", steps=4, guidance=2.0)
+    x, emo, seeds = faces(3, S, seed=2), [3, 0, 3], [7, 8, 9]
+    batch = eng.sample(x, emo, seeds)
+    assert batch.shape == (3, 32, 3, S, S) and torch.isfinite(batch).all()
+    torch.testing.assert_close(batch, per_request(eng, x, emo, seeds), atol=ATOL, rtol=0)
+    config, model = load_checkpoint(ckpts[setting])
+    direct = sample_diffusion_videos(model, config.model, x, torch.tensor(emo), seeds,
+                                     SampleOptions("ddpm", 4, 0.0, 2.0))
+    torch.testing.assert_close(batch, direct, atol=ATOL, rtol=0)
+    # same seed and emotion, another face: only the identity differs; another seed: another sample
+    assert not torch.allclose(batch[0], batch[2], atol=1e-3)
+
+
+def test_diffusion_chunking_changes_nothing(ckpts):
+    x, emo, seeds = faces(3, S, seed=3), [5, 4, 1], [1, 2, 3]
+    big = Engine(ckpts["onlyDM"], sampler="ddim", steps=3, eta=0.5, max_frames_per_call=512)
+    small = Engine(ckpts["onlyDM"], sampler="ddim", steps=3, eta=0.5, max_frames_per_call=40)
+    assert big.videos_per_chunk == 8 and small.videos_per_chunk == 1
+    a, b = big.sample(x, emo, seeds), small.sample(x, emo, seeds)
+    # big: 3 steps of one call of 2 x 3 x 32 rows; small: 3 chunks x 3 steps x ceil(64 / 40) = 2 calls
+    assert big.nets["denoiser"].calls == 3 and small.nets["denoiser"].calls == 3 * 3 * 2
+    assert big.nets["face_encoder"].calls == 1 and small.nets["face_encoder"].calls == 3
+    torch.testing.assert_close(a, b, atol=ATOL, rtol=0)
+    # uint8 outputs: at most one grey level apart where rounding falls on a boundary
+    assert np.abs(to_uint8_video(a).astype(int) - to_uint8_video(b).astype(int)).max() <= 1
+
+
+def test_one_ddim_step_matches_the_hand_formula(ckpts):
+    """One DDIM step from t = L-1 to clean data: x0 = clip((x_T - sqrt(1 - abar) eps) / sqrt(abar)) with
+    eps = eps_u + g (eps_c - eps_u), x_T = the request's first N(0, I) draw (its own CPU generator)."""
+    g, seed, emotion = 3.0, 21, 3
+    eng = Engine(ckpts["onlyDM"], sampler="ddim", steps=1, guidance=g)
+    x = faces(1, S, seed=4)
+    out = eng.sample(x, [emotion], [seed])[0]                                # [T, 3, S, S]
+
+    config, model = load_checkpoint(ckpts["onlyDM"])
+    unet, R = model["unet"], model["R"]
+    x_T = torch.randn(32, 3, S, S, generator=torch.Generator().manual_seed(seed))
+    noise, h0 = motion_noise([seed], 10)
+    z_a = one_hot(torch.tensor([emotion]))
+    win = motion_windows(R(noise, h0, z_a), 7)[0]                            # [T, W, D]
+    t = torch.full((32,), 99)
+    with torch.no_grad():
+        ref = tuple(f.expand(32, -1, -1, -1) for f in unet.encode_reference(x))
+        eps_c = unet.denoise(x_T, ref, t, win, z_a.expand(32, -1))
+        eps_u = unet.denoise(x_T, ref, t, torch.zeros_like(win), torch.zeros(32, 7))
+    eps = eps_u + g * (eps_c - eps_u)
+    abar = float(torch.prod(1 - torch.linspace(1e-4, 0.02, 100, dtype=torch.float64)))
+    want = ((x_T - (1 - abar) ** 0.5 * eps) / abar ** 0.5).clamp(-1, 1)
+    torch.testing.assert_close(out, want, atol=1e-4, rtol=0)
+
+
+def test_retrieved_codes_are_training_trajectories_of_the_target_emotion(ckpts):
+    eng = Engine(ckpts["both_retrievedMcs"])
+    emotions, seeds = torch.tensor([0, 5, 5, 2]), [1, 2, 3, 1]
+    codes = eng._codes(emotions, seeds)                                    # [4, T, 16]
+    bank = eng.bank
+    for c, e in zip(codes, emotions):
+        match = [i for i in range(len(bank.codes)) if torch.equal(bank.codes[i], c)]
+        assert len(match) == 1 and int(bank.emotions[match[0]]) == int(e)
+    torch.testing.assert_close(codes[1:3], eng._codes(emotions[1:3], seeds[1:3]))  # per request, not per batch
+
+
+def test_guidance_one_runs_a_single_half(ckpts):
+    eng = Engine(ckpts["onlyDM"], sampler="ddim", steps=2, guidance=1.0, max_frames_per_call=64)
+    assert eng.halves == 1 and eng.videos_per_chunk == 2
+    x = faces(2, S, seed=5)
+    a = eng.sample(x, [0, 1], [3, 4])
+    assert eng.nets["denoiser"].calls == 2  # 2 steps x one call of 2 x 32 frames (no unconditional half)
+    torch.testing.assert_close(a, per_request(eng, x, [0, 1], [3, 4]), atol=ATOL, rtol=0)
+
+
+def test_requests_and_seeds(ckpts):
+    eng = Engine(ckpts["baseline"])
+    x = faces(1, seed=6)
+    crop = to_uint8_video(x[:, None])[0, 0]                                 # uint8 [64, 64, 3]
+    xq = torch.from_numpy(crop).permute(2, 0, 1).float().div(255).sub(0.5).div(0.5)[None]
+    got = eng.render_requests([RenderRequest(crop, "happy", 4), RenderRequest(xq[0], 3, 5)])
+    assert got.dtype == np.uint8 and got.shape == (2, 32, 64, 64, 3)
+    single = eng.render(xq, [3], [4])[0]                                    # the same request alone
+    assert np.abs(got[0].astype(int) - single.astype(int)).max() <= 1 and (got[0] != single).mean() < 1e-3
+    assert not np.array_equal(got[0], got[1])                               # another seed, another motion
+    np.testing.assert_array_equal(eng.render(xq, [3], [4]), eng.render(xq, [3], [4]))
+
+
+def test_bad_input_is_a_clear_engine_error(ckpts):
+    eng = Engine(ckpts["baseline"])
+    with pytest.raises(EngineError, match=r"\[-1, 1\]"):
+        eng.render(faces(1) * 3, [0], [0])
+    with pytest.raises(EngineError, match=r"\[N, 3, 64, 64\]"):
+        eng.render(torch.zeros(1, 3, 32, 32), [0], [0])
+    with pytest.raises(EngineError, match="2 emotions and 2 seeds"):
+        eng.render(faces(2), [0], [0, 1])
+    with pytest.raises(EngineError, match="0..5"):
+        eng.render(faces(1), [6], [0])
+    with pytest.raises(EngineError, match="seeds must be integers"):
+        eng.render(faces(1), [0], [-1])
+    with pytest.raises(EngineError, match="unknown sampler"):
+        Engine(ckpts["onlyDM"], sampler="euler")
+    with pytest.raises(EngineError, match="bad --steps"):
+        Engine(ckpts["onlyDM"], steps=500)  # the tiny schedule has L = 100
+    with pytest.raises(EngineError, match="max_frames_per_call"):
+        Engine(ckpts["baseline"], max_frames_per_call=0)
+
+
+def test_engine_takes_schedule_and_defaults_from_the_checkpoint(ckpts):
+    eng = Engine(ckpts["onlyDM"])
+    assert eng.schedule.device == eng.device and eng.options.steps == 4  # the tiny config's sample_steps
+    torch.testing.assert_close(eng.schedule.alphas_cumprod, DiffusionSchedule(100).alphas_cumprod)
+    assert repr(eng).startswith("Engine(onlyDM, torch on cpu")
+    assert eng.steps_per_chunk == 4 and Engine(ckpts["baseline"]).steps_per_chunk == 1
+
+
+# ---------------------------------------------------------------- ONNX Runtime (fv export's artefacts)
+
+def _ort_available():
+    try:
+        import onnxruntime  # noqa: F401
+        from fv.engine.backends import ort_backend  # noqa: F401
+        from fv.export import stages  # noqa: F401 - fv export's staged ONNX export
+    except ImportError as e:
+        pytest.skip(f"ONNX Runtime backend or exporter not available: {e}")
+
+
+@pytest.mark.parametrize("setting", ["baseline", "onlyDM"])
+def test_onnxruntime_engine_matches_torch(ckpts, tmp_path, setting):
+    _ort_available()
+    from fv.export.stages import export_checkpoint
+    export_checkpoint(ckpts[setting], tmp_path)                            # what `fv export` writes
+    kw = dict(sampler="ddpm", steps=3, guidance=2.0) if setting == "onlyDM" else {}
+    ort = Engine(ckpts[setting], backend="onnxruntime", artifacts_dir=tmp_path, **kw)
+    ref = Engine(ckpts[setting], **kw)
+    assert {type(n.backend).__name__ for n in ort.nets.values()} == {"OrtBackend"}
+    x, emo, seeds = faces(2, eng_size(ckpts[setting]), seed=7), [3, 1], [1, 2]
+    a = ort.sample(x, emo, seeds)
+    torch.testing.assert_close(a, ref.sample(x, emo, seeds), atol=1e-3, rtol=0)
+    torch.testing.assert_close(a, per_request(ort, x, emo, seeds), atol=ATOL, rtol=0)
