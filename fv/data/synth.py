@@ -182,7 +182,7 @@ def make_synthetic(out, n_identities: int = 60, n_test_identities: int = 12, tak
         elif stale.exists():
             stale.unlink()                 # an older run's 224 clips would not match these clips
     jobs = [(seed, i, takes, size224) for i in range(n_identities)]
-    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    ctx = mp.get_context("spawn")  # fork after torch or OpenMP threads started can deadlock
     # fork before the progress thread starts; one OpenCV thread per worker process
     pool = ctx.Pool(workers, initializer=cv2.setNumThreads, initargs=(1,)) if workers > 1 else None
     try:

@@ -1,0 +1,25 @@
+"""The throughput benchmark runs every backend it is asked for and reports consistent figures."""
+
+import json
+
+from fv.bench import throughput, write_json
+from tests.export.conftest import tiny_checkpoint
+
+
+def test_throughput_rows_for_torch_and_onnxruntime(tmp_path):
+    ckpt = tiny_checkpoint(tmp_path / "dm.safetensors", "onlyDM")
+    rows = throughput(ckpt, backends=("torch", "onnxruntime"), samplers=("ddim",), steps=(2, 3), videos=2,
+                      repeats=1, artifacts_dir=tmp_path / "exports", log=lambda m: None)
+    assert [(r["backend"], r["steps"]) for r in rows] == [("torch", 2), ("torch", 3),
+                                                         ("onnxruntime", 2), ("onnxruntime", 3)]
+    for r in rows:
+        assert r["frames_per_s"] == round(r["videos"] * 32 / r["seconds"], 2)
+        assert r["videos_per_s"] > 0
+    out = json.loads(write_json(tmp_path / "b.json", rows).read_text())
+    assert out["results"] == rows and "torch" in out["environment"]
+
+
+def test_gan_checkpoints_have_one_pass(tmp_path):
+    ckpt = tiny_checkpoint(tmp_path / "b.safetensors", "baseline")
+    rows = throughput(ckpt, steps=(10, 50), videos=2, repeats=1, log=lambda m: None)
+    assert len(rows) == 1 and rows[0]["sampler"] == "gan" and rows[0]["steps"] == 0
