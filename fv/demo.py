@@ -43,7 +43,7 @@ def run_demo(out: Path = Path("demo_out"), baseline_steps: int = 60, dm_steps: i
         how = f"fine-tuning the shipped {init.name}" if init else "from scratch (no shipped checkpoint)"
         log(f"[demo] {'2' if setting == 'baseline' else '3'}/4 train {setting}: {steps} steps, {how}")
         ckpts[setting] = train_setting(setting, data, run_dir=runs / setting, overrides=dict(
-            steps=steps, ckpt_every=steps, sample_every=steps, log_every=10), resume=False, init=init,
+            steps=steps, ckpt_every=steps, sample_every=0, log_every=10), resume=False, init=init,
             progress=progress, log=log, **extra)
     log("[demo] 4/4 render the six emotions for held-out test faces")
     test = load_split(data, "test")

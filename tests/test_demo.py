@@ -1,0 +1,25 @@
+"""The demo end to end on a small synthetic set: training both settings briefly and rendering."""
+
+import pytest
+
+from fv.data.synth import make_synthetic
+from fv.demo import run_demo
+from fv.engine.checkpoint import read_checkpoint
+from fv.engine.labels import EMOTIONS
+
+
+@pytest.mark.slow
+def test_demo_trains_and_renders(tmp_path):
+    make_synthetic(tmp_path / "data" / "synth", n_identities=4, n_test_identities=2, takes=1, workers=1,
+                   progress=False)
+    logs = []
+    result = run_demo(tmp_path, baseline_steps=2, dm_steps=2, n_faces=1, sample_steps=2, progress=False,
+                      log=logs.append)
+    assert read_checkpoint(result["checkpoints"]["baseline"]).step == 2
+    assert read_checkpoint(result["checkpoints"]["onlyDM"]).config.setting == "onlyDM"
+    for setting in ("baseline", "onlyDM"):
+        assert (tmp_path / f"{setting}_strip.png").stat().st_size > 0
+        mp4s = sorted((tmp_path / "videos" / setting).glob("*.mp4"))
+        gifs = sorted((tmp_path / "videos" / setting).glob("*.gif"))
+        assert len(mp4s) == len(gifs) == len(EMOTIONS)
+    assert any("4/4" in m for m in logs)
