@@ -124,7 +124,7 @@ def test_forward_equals_denoise_of_encoded_reference():
         c = m.denoise(x_t, one, t, mo, e)
         d = m(x_t, x_ref[:1].expand(4, -1, -1, -1), t, mo, e)
     assert torch.equal(a, b)
-    torch.testing.assert_close(c, d, atol=1e-6, rtol=0)
+    torch.testing.assert_close(c, d, atol=1e-5, rtol=0)  # float32 rounding of batch-shape-dependent kernels
 
 
 def test_batch_invariance_eval():
