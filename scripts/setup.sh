@@ -50,6 +50,7 @@ fi
 # `fv` command, written here so that nothing has to be built or downloaded.
 local_site=$(.venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
 echo "$PWD" > "$local_site/_fv_clone.pth"
-printf '#!%s\nimport sys\nfrom fv.cli.main import main\nsys.exit(main())\n' "$PWD/.venv/bin/python" > .venv/bin/fv
+printf '#!%s\nimport sys\nfrom fv.cli.main import main\n\nif __name__ == "__main__":  # worker processes (spawn) import this file\n    sys.exit(main())\n' \
+  "$PWD/.venv/bin/python" > .venv/bin/fv
 chmod +x .venv/bin/fv
 echo "[fv setup] ready: .venv/bin/fv ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"
