@@ -10,16 +10,12 @@ import numpy as np
 import torch
 
 from fv.data.layout import to_uint8
-
-
-def strip_frames(n_frames: int, n: int = 10) -> list[int]:
-    """n evenly spaced frame indices from 0 to n_frames - 1 (the thesis figures show 10)."""
-    return [int(round(i * (n_frames - 1) / (n - 1))) for i in range(n)]
+from fv.data.video_io import uniform_indices
 
 
 def video_grid(videos: torch.Tensor, n_cols: int = 10, pad: int = 2) -> np.ndarray:
     """videos [n, T, 3, H, W] in [-1, 1] -> uint8 RGB image, one row per video."""
-    idx = strip_frames(videos.shape[1], n_cols)
+    idx = uniform_indices(videos.shape[1], n_cols).tolist()  # the same frames as fv render's strips
     frames = to_uint8(videos[:, idx])                    # [n, cols, H, W, 3]
     n, cols, H, W, _ = frames.shape
     img = np.full((n * (H + pad) + pad, cols * (W + pad) + pad, 3), 255, np.uint8)
