@@ -39,6 +39,13 @@ PYEOF
   touch "$DEPS/.complete"
 fi
 
+# Each environment is ~6 GB: keep the two most recently used (touching a file in one updates its
+# folder's time), remove older ones.
+touch "$DEPS/.last-used"
+ls -1dt "$CACHE"/deps-*/ 2>/dev/null | grep -v '\.tmp/$' | tail -n +3 | while read -r old; do
+  old=${old%/}; echo "[fv setup] removing an older environment: $old"; rm -rf "$old" "$CACHE/reqs-${old##*deps-}.txt"
+done
+
 site=$("$DEPS/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
 if [ ! -x .venv/bin/python ] || [ "$(cat .venv/.fv-deps 2>/dev/null)" != "$DEPS" ]; then
   rm -rf .venv
