@@ -15,13 +15,21 @@ from typing import Protocol
 
 import torch
 
-from fv.engine.iospec import NetworkSpec
+from fv.engine.iospec import NetworkSpec, SpecError
 
 KINDS = ("torch", "onnxruntime", "tensorrt")
 
 
 class BackendError(RuntimeError):
     """A backend that cannot be built or run as asked (missing library / GPU / artefact, wrong file, bad feeds)."""
+
+
+def checked_batch(spec: NetworkSpec, feeds: dict[str, torch.Tensor]) -> int:
+    """The feeds' batch size, or a BackendError naming the input that does not match the spec."""
+    try:
+        return spec.check_feeds(feeds)
+    except SpecError as e:
+        raise BackendError(str(e)) from None
 
 
 class Backend(Protocol):

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fv.engine.backends import BackendError
-from fv.engine.iospec import NetworkSpec, SpecError
+from fv.engine.backends import BackendError, checked_batch
+from fv.engine.iospec import NetworkSpec
 
 ORT_TYPES = {"float32": "tensor(float)", "int64": "tensor(int64)"}
 NP_TYPES = {"float32": np.float32, "int64": np.int64}
@@ -81,10 +81,7 @@ class OrtBackend:
         return f"OrtBackend({self.spec.name}, {self.path.name}, {self.providers[0]})"
 
     def __call__(self, feeds: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        try:
-            batch = self.spec.check_feeds(feeds)
-        except SpecError as e:
-            raise BackendError(str(e)) from None
+        batch = checked_batch(self.spec, feeds)
         dev_type = "cuda" if self.device.type == "cuda" else "cpu"
         dev_id = self.device.index or 0
         binding = self.session.io_binding()

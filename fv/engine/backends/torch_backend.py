@@ -13,8 +13,8 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from fv.engine.backends import BackendError
-from fv.engine.iospec import NetworkSpec, SpecError
+from fv.engine.backends import BackendError, checked_batch
+from fv.engine.iospec import NetworkSpec
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 MAX_GRAPHS = 8  # CUDA graphs kept (one per batch size, least recently used dropped first)
@@ -60,10 +60,7 @@ class TorchBackend:
         return f"TorchBackend({self.spec.name}, {self.device}, {self.dtype}, cuda_graph={self.cuda_graph})"
 
     def __call__(self, feeds: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        try:
-            batch = self.spec.check_feeds(feeds)
-        except SpecError as e:
-            raise BackendError(str(e)) from None
+        batch = checked_batch(self.spec, feeds)
         with torch.no_grad():
             if self.cuda_graph:
                 return self._replay(batch, feeds)

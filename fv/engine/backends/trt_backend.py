@@ -14,9 +14,9 @@ from pathlib import Path
 
 import torch
 
-from fv.engine.backends import BackendError
+from fv.engine.backends import BackendError, checked_batch
 from fv.engine.backends.ort_backend import check_io
-from fv.engine.iospec import NetworkSpec, SpecError
+from fv.engine.iospec import NetworkSpec
 
 
 def require_tensorrt():
@@ -92,10 +92,7 @@ class TrtBackend:
         return f"TrtBackend({self.spec.name}, {self.path.name}, batch {self.min_batch}..{self.max_batch})"
 
     def __call__(self, feeds: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        try:
-            batch = self.spec.check_feeds(feeds)
-        except SpecError as e:
-            raise BackendError(str(e)) from None
+        batch = checked_batch(self.spec, feeds)
         if not self.min_batch <= batch <= self.max_batch:
             raise BackendError(f"{self.spec.name}: batch {batch} is outside the engine's profile "
                                f"[{self.min_batch}, {self.max_batch}]; split the batch or rebuild the engine")
