@@ -19,7 +19,8 @@ def build_model(config: RunConfig) -> nn.ModuleDict:
             "R": build_motion(m),
             "G": FrameGenerator(m.dim_z_content, m.dim_z_motion, m.n_classes,
                                 use_category=not m.emotion_in_gru, ch=m.gen_ch),
-            "D": VideoDiscriminator(m.n_emotions, m.n_identities, m.disc_ch, m.n_frames),
+            "D": VideoDiscriminator(m.n_emotions, m.n_identities, m.disc_ch, m.n_frames,
+                                    m.disc_spectral_norm),
         })
     from fv.engine.diffusion_build import build_diffusion_model
     return build_diffusion_model(config)

@@ -43,6 +43,7 @@ class GANConfig:
     emotion_in_gru: bool = False  # True for onlyEM (outer-product conditioning, thesis 3.1.1)
     lambda_emo: float = 1.0
     lambda_ide: float = 1.0
+    disc_spectral_norm: bool = False  # fv's stabiliser, on in the demo preset (thesis: D_V's layers unspecified)
 
 
 @dataclass(frozen=True)
@@ -133,8 +134,9 @@ def default_config(setting: str, preset: str = "demo", **train_overrides) -> Run
     if setting in GAN_SETTINGS:
         model = GANConfig(emotion_in_gru=(setting == "onlyEM"))
         if preset == "demo":
-            model = dataclasses.replace(model, gen_ch=16, disc_ch=16, dim_z_content=32)
-            train = TrainConfig(steps=3000, batch_size=8, lr=2e-4, sample_every=250, ckpt_every=250)
+            model = dataclasses.replace(model, gen_ch=16, disc_ch=16, dim_z_content=32, disc_spectral_norm=True)
+            train = TrainConfig(steps=3000, batch_size=8, lr=2e-4, sample_every=250, ckpt_every=250,
+                                ema_decay=0.995)
         else:
             model = dataclasses.replace(model, gen_ch=64, disc_ch=64, dim_z_content=128)
             train = TrainConfig(steps=100_000, batch_size=16, lr=2e-4, sample_every=2000, ckpt_every=2000)

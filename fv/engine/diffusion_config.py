@@ -42,7 +42,7 @@ def diffusion_preset(setting: str, preset: str) -> tuple[DiffusionConfig, TrainC
         model = DiffusionConfig(unet=UNetConfig.demo(motion_dim=motion_dim), motion_source=source,
                                 batch_mode="random_frames", frames_per_video=8, mix_warmup=500,
                                 sample_steps=25)
-        train = TrainConfig(steps=3000, batch_size=8, lr=2e-4, grad_clip=1.0, sample_every=500,
+        train = TrainConfig(steps=6000, batch_size=8, lr=2e-3, grad_clip=1.0, sample_every=500,
                             ckpt_every=250, ema_decay=0.995)
     else:
         model = DiffusionConfig(unet=UNetConfig.thesis(motion_dim=motion_dim), motion_source=source,

@@ -30,6 +30,7 @@ from fv.engine.gan_sampling import motion_inputs
 from fv.engine.labels import one_hot
 from fv.engine.models.mixer import motion_windows
 from fv.engine.video_sampler import SampleOptions, sample_diffusion_videos
+from fv.trainer.distributed import Dist
 
 MOTION_SETTING = {"onlyDM": "baseline", "EM-DM": "onlyEM"}
 
@@ -48,10 +49,24 @@ def attach_motion_source(config: RunConfig, motion_checkpoint: Path | None) -> R
     return config.replace(model=model)
 
 
+class _Denoiser(nn.Module):
+    """Reference encoding (once per video, repeated for its k frames) + denoising as ONE forward, for DDP."""
+
+    def __init__(self, unet: nn.Module):
+        super().__init__()
+        self.unet = unet
+
+    def forward(self, x_ref, k: int, x_t, t, win, emo):
+        ref = tuple(f.repeat_interleave(k, 0) for f in self.unet.encode_reference(x_ref))
+        return self.unet.denoise(x_t, ref, t, win, emo)
+
+
 class DiffusionStep:
-    def __init__(self, config: RunConfig, model: nn.ModuleDict, device: torch.device, amp_ctx):
+    def __init__(self, config: RunConfig, model: nn.ModuleDict, device: torch.device, amp_ctx,
+                 dist: Dist = Dist()):
         self.cfg = config.model
         self.model = model
+        self.denoiser = dist.wrap(_Denoiser(model["unet"]), device)
         self.device = device
         self.amp = amp_ctx
         tr = config.train
@@ -120,8 +135,7 @@ class DiffusionStep:
         x_t = self.schedule.add_noise(x0, eps, t)
         unet = self.model["unet"]
         with self.amp():
-            ref = tuple(f.repeat_interleave(k, 0) for f in unet.encode_reference(video[:, 0]))
-            pred = unet.denoise(x_t, ref, t, win, emo)
+            pred = self.denoiser(video[:, 0], k, x_t, t, win, emo)
             loss = F.mse_loss(pred.float(), eps)
         opt = self.optimizers["unet"]
         opt.zero_grad(set_to_none=True)

@@ -19,12 +19,27 @@ from fv.data.layout import VideoSplit
 from fv.engine.config import RunConfig
 from fv.engine.gan_sampling import gan_video, motion_inputs
 from fv.engine.labels import EMOTIONS, one_hot
+from fv.trainer.distributed import Dist, no_sync
+
+
+class _Generator(nn.Module):
+    """R and G_I as one module, so that DDP sees the generator's whole forward pass in one call."""
+
+    def __init__(self, R: nn.Module, G: nn.Module):
+        super().__init__()
+        self.R, self.G = R, G
+
+    def forward(self, f0, category, noise, h0):
+        return gan_video(self.R, self.G, f0, category, noise, h0)[0]
 
 
 class GANStep:
-    def __init__(self, config: RunConfig, model: nn.ModuleDict, device: torch.device, amp_ctx):
+    def __init__(self, config: RunConfig, model: nn.ModuleDict, device: torch.device, amp_ctx,
+                 dist: Dist = Dist()):
         self.cfg = config.model
         self.model = model
+        self.gen = dist.wrap(_Generator(model["R"], model["G"]), device)
+        self.disc = dist.wrap(model["D"], device)
         self.device = device
         self.amp = amp_ctx
         tr = config.train
@@ -46,19 +61,20 @@ class GANStep:
         B = f0.shape[0]
         target = torch.randint(0, len(EMOTIONS), (B,), generator=gen)
         noise, h0 = motion_inputs(B, self.cfg.dim_z_motion, self.cfg.n_frames, gen, self.device)
-        video, _ = gan_video(self.model["R"], self.model["G"], f0, one_hot(target).to(self.device), noise, h0)
+        video = self.gen(f0, one_hot(target).to(self.device), noise, h0)
         return video, target.to(self.device)
 
     def __call__(self, batch: dict[str, torch.Tensor], gen: torch.Generator, step: int) -> dict[str, float]:
         real, emotion, subject = batch["video"], batch["emotion"], batch["subject"]
-        D = self.model["D"]
+        D = self.disc
         c = self.cfg
+        B = real.shape[0]
         with self.amp():
             fake, target = self._fake(real[:, 0], gen)
         # --- discriminator update: realism on both, classification heads on real only ---
         with self.amp():
-            adv_r, emo_r, ide_r = D(real)
-            adv_f, _, _ = D(fake.detach())
+            adv, emo, ide = D(torch.cat([real, fake.detach()]))   # one pass (one DDP forward per backward)
+            adv_r, emo_r, ide_r, adv_f = adv[:B], emo[:B], ide[:B], adv[B:]
             l_adv_d = (F.binary_cross_entropy_with_logits(adv_r, torch.ones_like(adv_r))
                        + F.binary_cross_entropy_with_logits(adv_f, torch.zeros_like(adv_f)))
             l_emo_d = F.cross_entropy(emo_r.float(), emotion)
@@ -67,15 +83,16 @@ class GANStep:
         self.optimizers["D"].zero_grad(set_to_none=True)
         loss_d.backward()
         self.optimizers["D"].step()
-        # --- generator (R and G_I) update ---
-        with self.amp():
-            adv, emo, ide = D(fake)
-            l_adv_g = F.binary_cross_entropy_with_logits(adv, torch.ones_like(adv))
-            l_emo_g = F.cross_entropy(emo.float(), target)
-            l_ide_g = F.cross_entropy(ide.float(), subject)
-            loss_g = l_adv_g + c.lambda_emo * l_emo_g + c.lambda_ide * l_ide_g
-        self.optimizers["G"].zero_grad(set_to_none=True)
-        loss_g.backward()
+        # --- generator (R and G_I) update; D's gradients from it are discarded, so DDP need not sync them ---
+        with no_sync(D):
+            with self.amp():
+                adv, emo, ide = D(fake)
+                l_adv_g = F.binary_cross_entropy_with_logits(adv, torch.ones_like(adv))
+                l_emo_g = F.cross_entropy(emo.float(), target)
+                l_ide_g = F.cross_entropy(ide.float(), subject)
+                loss_g = l_adv_g + c.lambda_emo * l_emo_g + c.lambda_ide * l_ide_g
+            self.optimizers["G"].zero_grad(set_to_none=True)
+            loss_g.backward()
         self.optimizers["G"].step()
         return {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "g_adv": l_adv_g.item(),
                 "g_emo": l_emo_g.item(), "g_ide": l_ide_g.item(), "d_emo": l_emo_d.item(),

@@ -28,6 +28,7 @@ from fv.engine.checkpoint import (LAST, CheckpointError, expect_setting, load_mo
 from fv.engine.config import GAN_SETTINGS, RunConfig
 from fv.engine.labels import EMOTIONS
 from fv.trainer.batches import EpochBatches, step_generator
+from fv.trainer import distributed
 from fv.trainer.ema import EMA
 from fv.trainer.preview import save_png, video_grid
 
@@ -51,9 +52,11 @@ class Trainer:
                  device: str = "auto", resume: bool = True, progress: bool = True,
                  log: Callable[[str], None] = print):
         self.run_dir = Path(run_dir)
-        self.device = pick_device(device)
-        self.log = log
-        self.progress = progress
+        self.dist = distributed.from_env()               # torchrun: one process per GPU, DDP
+        self.device = distributed.setup(self.dist, pick_device(device))
+        self.log = log if self.dist.main else (lambda msg: None)
+        log = self.log
+        self.progress = progress and self.dist.main
         self.data = load_split(data_root, "train")
         self.preview_data = _try_split(data_root, "test") or self.data
         self.start = 0
@@ -69,11 +72,14 @@ class Trainer:
         if ckpt is None:
             config = self.Step.adapt_config(config, self.data).replace(data=str(data_root))
         self.config = config
+        if config.train.batch_size % self.dist.world:
+            raise ValueError(f"batch size {config.train.batch_size} (global) does not divide by the "
+                             f"{self.dist.world} processes")
         torch.manual_seed(config.train.seed)  # the initial weights are a function of the seed
         self.model = build_model(config).to(self.device)
         use_amp = config.train.amp and self.device.type == "cuda"
         self.amp = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_amp else contextlib.nullcontext
-        self.step = self.Step(config, self.model, self.device, self.amp)
+        self.step = self.Step(config, self.model, self.device, self.amp, self.dist)
         self.ema = EMA(self.step.trainable, config.train.ema_decay)
         if ckpt is None and hasattr(self.step, "initialize"):
             self.step.initialize(self.data, log)      # e.g. the frozen GRU, the motion-code bank
@@ -91,7 +97,7 @@ class Trainer:
 
     # ---- pieces -------------------------------------------------------------------------------
     def batch(self, step: int) -> dict[str, torch.Tensor]:
-        idx = self.batches.indices(step)
+        idx = self.dist.shard(self.batches.indices(step))   # this process' part of the global batch
         return {"video": self.data.videos(idx).to(self.device),            # [B, T, 3, 64, 64]
                 "emotion": self.emotions[idx].to(self.device),              # [B]
                 "subject": self.subjects[idx].to(self.device),              # [B]
@@ -132,8 +138,10 @@ class Trainer:
     # ---- the loop -----------------------------------------------------------------------------
     def fit(self) -> Path:
         tr = self.config.train
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2))
+        main = self.dist.main
+        if main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2))
         if self.start >= tr.steps:
             self.log(f"{self.run_dir / LAST} already reached step {self.start} of {tr.steps}; nothing to do")
             return self.run_dir / LAST
@@ -141,14 +149,20 @@ class Trainer:
         cols = [TextColumn(f"[bold]{self.config.setting}"), BarColumn(), MofNCompleteColumn(),
                 TimeRemainingColumn(), TextColumn("{task.fields[losses]}")]
         t0, last_path = time.time(), None
-        with open(self.run_dir / "metrics.jsonl", "a") as mlog, \
+        with (open(self.run_dir / "metrics.jsonl", "a") if main else contextlib.nullcontext()) as mlog, \
                 Progress(*cols, disable=not self.progress, transient=False) as bar:
             task = bar.add_task("train", total=tr.steps, completed=self.start, losses="")
             for step in range(self.start, tr.steps):
                 self.model.train()
-                losses = self.step(self.batch(step), gen=step_generator(tr.seed, step), step=step)
+                # every process draws its own random numbers (rank 0's equal a single-process run's)
+                gen = step_generator(tr.seed + 100_003 * self.dist.rank, step)
+                losses = self.step(self.batch(step), gen=gen, step=step)
                 self.ema.update(step)
                 done = step + 1
+                if (done % tr.log_every == 0 or done == tr.steps) and self.dist.enabled:
+                    losses = self.dist.mean(losses)
+                if not main:
+                    continue
                 if done % tr.log_every == 0 or done == tr.steps:
                     mlog.write(json.dumps({"step": done, "time": round(time.time() - t0, 2), **losses}) + "\n")
                     mlog.flush()
@@ -158,6 +172,7 @@ class Trainer:
                 if tr.sample_every and (done % tr.sample_every == 0 or done == tr.steps):
                     self.preview(done)
                 bar.update(task, completed=done)
+        self.dist.barrier()   # the others wait for rank 0's last checkpoint
         return self.run_dir / LAST
 
 

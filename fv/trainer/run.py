@@ -9,6 +9,7 @@ from typing import Callable
 
 from fv.engine.checkpoint import LAST, expect_setting, load_model_state, read_checkpoint
 from fv.engine.config import DIFFUSION_SETTINGS, check_setting, default_config
+from fv.trainer import distributed
 from fv.trainer.ema import EMA
 from fv.trainer.loop import Trainer
 
@@ -47,4 +48,7 @@ def train_setting(setting: str, data: Path, run_dir: Path | None = None, runs_ro
         else:                                   # a packed checkpoint: its weights are the EMA weights
             trainer.ema = EMA(trainer.step.trainable, trainer.config.train.ema_decay)
         log(f"initialised from {init} (step {ckpt.step})")
-    return trainer.fit()
+    try:
+        return trainer.fit()
+    finally:
+        distributed.teardown(trainer.dist)

@@ -21,7 +21,7 @@ def test_pack_keeps_ema_weights_and_drops_optimiser(tiny_data, tmp_path):
     _, model = load_checkpoint(packed)
     assert model["G"].out.weight.dtype == torch.float32
     # D is kept (not averaged): a packed GAN checkpoint can be fine-tuned
-    torch.testing.assert_close(small.tensors["model.D.adv.weight"].float(), full.tensors["model.D.adv.weight"],
+    torch.testing.assert_close(small.tensors["model.D.emo.weight"].float(), full.tensors["model.D.emo.weight"],
                                atol=1e-3, rtol=1e-3)
     out = train_setting("baseline", tiny_data, run_dir=tmp_path / "ft", overrides=dict(
         steps=1, batch_size=2, sample_every=0, log_every=1), resume=False, init=packed, progress=False,

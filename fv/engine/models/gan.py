@@ -119,22 +119,26 @@ class VideoDiscriminator(nn.Module):
     """D_V: 3-D convolutions over a whole clip, three heads (thesis 2.2.2): real/fake logit,
     emotion logits (the 6 target emotions) and identity logits (the training subjects)."""
 
-    def __init__(self, n_emotions: int = 6, n_identities: int = 42, ch: int = 32, n_frames: int = 32):
+    def __init__(self, n_emotions: int = 6, n_identities: int = 42, ch: int = 32, n_frames: int = 32,
+                 spectral_norm: bool = False):
         super().__init__()
         c = [ch, ch * 2, ch * 4, ch * 8]
+        # spectral_norm: every conv and head is 1-Lipschitz (Miyato et al. 2018) and the GroupNorms go; fv's
+        # stabiliser for short runs (the thesis does not describe D_V's layers), see GANConfig.
+        sn = nn.utils.parametrizations.spectral_norm if spectral_norm else (lambda m: m)
 
         def block(cin, cout, stride):
-            return nn.Sequential(nn.Conv3d(cin, cout, (3, 4, 4), stride, (1, 1, 1)),
-                                 nn.GroupNorm(min(8, cout), cout), nn.LeakyReLU(0.2))
+            norm = nn.Identity() if spectral_norm else nn.GroupNorm(min(8, cout), cout)
+            return nn.Sequential(sn(nn.Conv3d(cin, cout, (3, 4, 4), stride, (1, 1, 1))), norm, nn.LeakyReLU(0.2))
 
         self.body = nn.Sequential(
-            nn.Conv3d(3, c[0], (3, 4, 4), (1, 2, 2), (1, 1, 1)), nn.LeakyReLU(0.2),  # T, 32 px
+            sn(nn.Conv3d(3, c[0], (3, 4, 4), (1, 2, 2), (1, 1, 1))), nn.LeakyReLU(0.2),  # T, 32 px
             block(c[0], c[1], (2, 2, 2)),                                            # T/2, 16 px
             block(c[1], c[2], (2, 2, 2)),                                            # T/4, 8 px
             block(c[2], c[3], (2, 2, 2)),                                            # T/8, 4 px
         )
         feat = c[3] * (n_frames // 8) * 16
-        self.adv = nn.Linear(feat, 1)
+        self.adv = sn(nn.Linear(feat, 1))
         self.emo = nn.Linear(feat, n_emotions)
         self.ide = nn.Linear(feat, n_identities)
 

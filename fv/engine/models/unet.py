@@ -233,7 +233,8 @@ class ConditionalUNet(nn.Module):
         E, G = cfg.time_dim, cfg.groups
         chs = [cfg.base_ch * m for m in cfg.ch_mult]
         self.face_encoder = FaceEncoder(cfg)
-        self.time_embed = nn.Sequential(SinusoidalEmbedding(cfg.base_ch), nn.Linear(cfg.base_ch, E), nn.SiLU(),
+        t_dim = max(32, cfg.base_ch)  # >= 16 frequencies, also when the U-Net is thin (demo: base_ch 8)
+        self.time_embed = nn.Sequential(SinusoidalEmbedding(t_dim), nn.Linear(t_dim, E), nn.SiLU(),
                                         nn.Linear(E, E))
         self.motion_mixer = TemporalMixer(cfg.motion_dim, E, cfg.window, cfg.mixer_ch, cfg.mixer_hidden,
                                           cfg.mixer_depth)
