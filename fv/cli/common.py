@@ -65,6 +65,8 @@ def ensure_data(path: Path, explicit: bool) -> Path:
     if explicit:
         raise DatasetError(f"{path} is not a prepared data set (no train/clips64.npy); make one with "
                            f"`fv data synth {path}`, `fv data mug RAW {path}` or `fv data folder`")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:   # under torchrun every process would write it at once
+        raise DatasetError(f"no data at {path}; make it before a multi-process run: `fv data synth {path}`")
     from fv.data.synth import make_synthetic
     info(f"[fv] no data at {path}: generating the synthetic data set there (once, about a minute)")
     return make_synthetic(path)

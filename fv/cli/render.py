@@ -28,6 +28,10 @@ def _engine_errors():
         raise typer.Exit(2)
 
 
+FRAME_NOISE_HELP = ("video: one starting noise per video, shared by its 32 frames (steady colour and identity) | "
+                    "frame: independent noise per frame (diffusion settings).")
+
+
 def _steps(text: Optional[str]):
     return int(text) if text is not None and text.strip().isdigit() else text
 
@@ -109,6 +113,7 @@ def render(
     steps: Optional[str] = typer.Option(None, help=STEPS_HELP),
     guidance: Optional[float] = typer.Option(None, help="Classifier-free guidance scale g (1 = off)."),
     eta: Optional[float] = typer.Option(None, help="DDIM eta (0 = deterministic)."),
+    frame_noise: str = typer.Option("video", help=FRAME_NOISE_HELP),
     seed: int = typer.Option(0, help="Random seed (the video depends on it alone)."),
     out: Optional[Path] = typer.Option(None, help="Output folder (default: renders/<photo>_<emotion>/)."),
     paste: bool = typer.Option(False, "--paste", help="Also paste the generated face back into the photo."),
@@ -124,7 +129,8 @@ def render(
         common.fail(ValueError("--paste needs the face detected in a photo; drop --aligned"))
         raise typer.Exit(2)
     with _engine_errors():
-        eng = _engine(checkpoint, setting, backend, device, artifacts, sampler, steps, guidance, eta)
+        eng = _engine(checkpoint, setting, backend, device, artifacts, sampler, steps, guidance, eta,
+                      frame_noise=frame_noise)
         render_photo(face, emotion, eng, seed, out, paste, aligned, fps, progress)
 
 
@@ -137,6 +143,7 @@ def sample(
     steps: Optional[str] = typer.Option(None, help=STEPS_HELP),
     guidance: Optional[float] = typer.Option(None, help="Classifier-free guidance scale g (1 = off)."),
     eta: Optional[float] = typer.Option(None, help="DDIM eta (0 = deterministic)."),
+    frame_noise: str = typer.Option("video", help=FRAME_NOISE_HELP),
     seed: int = typer.Option(0, help="Random seed."),
     out: Optional[Path] = typer.Option(None, help="Output folder (default: renders/<face>_<emotion>/)."),
     aligned: bool = typer.Option(False, "--aligned", help="The face image is already an aligned crop."),
@@ -147,7 +154,8 @@ def sample(
     from fv.engine.labels import parse_emotion
     parse_emotion(emotion)
     with _engine_errors():
-        eng = _engine(checkpoint, None, "torch", device, None, sampler, steps, guidance, eta)
+        eng = _engine(checkpoint, None, "torch", device, None, sampler, steps, guidance, eta,
+                      frame_noise=frame_noise)
         render_photo(face, emotion, eng, seed, out, False, aligned, 8.0, progress)
 
 
@@ -167,6 +175,7 @@ def render_set(
     steps: Optional[str] = typer.Option(None, help=STEPS_HELP),
     guidance: Optional[float] = typer.Option(None, help="Classifier-free guidance scale g (1 = off)."),
     eta: Optional[float] = typer.Option(None, help="DDIM eta (0 = deterministic)."),
+    frame_noise: str = typer.Option("video", help=FRAME_NOISE_HELP),
     mp4: bool = typer.Option(False, "--mp4", help="Also write an MP4 per video."),
     max_videos: Optional[int] = typer.Option(None, help="Stop after this many new videos (resume later)."),
     max_frames_per_call: int = typer.Option(512, help="Largest network batch (frames); bounds memory."),
@@ -181,7 +190,7 @@ def render_set(
         which = parse_shard(shard)
         split_data = load_split(common.ensure_data(data or common.DATA, explicit=data is not None), split)
         eng = _engine(checkpoint, setting, backend, device, artifacts, sampler, steps, guidance, eta,
-                      max_frames_per_call=max_frames_per_call, precision=precision)
+                      max_frames_per_call=max_frames_per_call, precision=precision, frame_noise=frame_noise)
         writers = {}
         if mp4:
             from fv.data.video_io import write_mp4

@@ -38,7 +38,7 @@ from fv.engine.iospec import IMAGE_SIZE
 from fv.engine.labels import N_FRAMES, one_hot
 from fv.engine.models.mixer import motion_windows
 from fv.engine.requests import EngineError, RenderRequest, check_batch, stack_requests
-from fv.engine.video_sampler import (SampleOptions, gan_frames, motion_noise, retrieved_codes,
+from fv.engine.video_sampler import (FRAME_NOISE, SampleOptions, gan_frames, motion_noise, retrieved_codes,
                                      sample_frames)
 
 DEFAULT_MAX_FRAMES = 512   # 8 videos x 32 frames x 2 guidance halves per denoiser call
@@ -93,7 +93,7 @@ class Engine:
     def __init__(self, checkpoint: str | Path, backend: str = "torch", device: str | torch.device = "cpu",
                  artifacts_dir: str | Path | None = None, sampler: str | None = None,
                  steps: int | str | None = None, guidance: float | None = None, eta: float | None = None,
-                 max_frames_per_call: int = DEFAULT_MAX_FRAMES, precision: str = "fp32",
+                 frame_noise: str = "video", max_frames_per_call: int = DEFAULT_MAX_FRAMES, precision: str = "fp32",
                  backends: dict | None = None, **torch_options):
         if int(max_frames_per_call) != max_frames_per_call or max_frames_per_call < 1:
             raise EngineError(f"max_frames_per_call must be a positive integer, got {max_frames_per_call!r}")
@@ -106,7 +106,7 @@ class Engine:
         self.max_frames_per_call = int(max_frames_per_call)
         m = self.config.model
         self.is_gan = isinstance(m, GANConfig)
-        self.options = None if self.is_gan else _sample_options(m, sampler, steps, eta, guidance)
+        self.options = None if self.is_gan else _sample_options(m, sampler, steps, eta, guidance, frame_noise)
         if backends is None:
             from fv.engine.backends import make_backends
             backends = make_backends(backend, self.checkpoint, artifacts_dir, resolve_device(device),
@@ -235,11 +235,13 @@ class Engine:
                              (3, self.image_size, self.image_size))
 
 
-def _sample_options(m, sampler, steps, eta, guidance) -> SampleOptions:
+def _sample_options(m, sampler, steps, eta, guidance, frame_noise="video") -> SampleOptions:
     opts = SampleOptions(sampler=m.sampler if sampler is None else sampler,
                          steps=m.sample_steps if steps is None else steps,
                          eta=m.eta if eta is None else float(eta),
-                         guidance=m.guidance if guidance is None else float(guidance))
+                         guidance=m.guidance if guidance is None else float(guidance), frame_noise=frame_noise)
+    if opts.frame_noise not in FRAME_NOISE:
+        raise EngineError(f"unknown frame noise {opts.frame_noise!r}; choose one of: {', '.join(FRAME_NOISE)}")
     if opts.sampler not in SAMPLERS:
         raise EngineError(f"unknown sampler {opts.sampler!r}; choose one of: {', '.join(SAMPLERS)}")
     if opts.eta < 0:

@@ -30,6 +30,34 @@ class SampleOptions:
     eta: float = 0.0
     guidance: float = 2.0        # eps = eps_u + g (eps_c - eps_u); 1 = conditional only
     clip_x0: float | None = 1.0  # clip the predicted x0 to [-1, 1] (pixels live there)
+    # "video": one x_T (and one z per step) per video, shared by its 32 frames, so frames differ only
+    # through their conditioning (fv's default: steadier colour and identity across frames);
+    # "frame": independent noise per frame. The thesis does not say which it used.
+    frame_noise: str = "video"
+
+
+FRAME_NOISE = ("video", "frame")
+
+
+class SharedOverFrames:
+    """A NoiseSource of per-video draws [N, 1, ...] seen as [N, T, ...]: every frame of a video gets the
+    same x_T and the same step noise. Same interface as NoiseSource for `samplers.sample`."""
+
+    def __init__(self, source: NoiseSource, n_frames: int):
+        self.source, self.n_frames = source, n_frames
+        self.shape = (n_frames, *source.shape[1:])
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def _expand(self, x: torch.Tensor) -> torch.Tensor:
+        return x.expand(-1, self.n_frames, *x.shape[2:])
+
+    def initial(self) -> torch.Tensor:
+        return self._expand(self.source.initial())
+
+    def step(self, i: int) -> torch.Tensor:
+        return self._expand(self.source.step(i))
 
 
 def motion_noise(seeds: list[int], dim: int, n_frames: int = N_FRAMES,
@@ -100,7 +128,12 @@ def sample_frames(denoiser: Callable, schedule: DiffusionSchedule, ref_feats: tu
                 raise ValueError(f"guided batch of {uncond.shape[0]} for {N} videos")
             return flat_eps(x, t, w2, e2, r2)
         eps_fn = guided(eps2, opts.guidance)
-    noise = NoiseSource.from_seeds(seeds, (T, *image_shape), device=dev)
+    if opts.frame_noise not in FRAME_NOISE:
+        raise ValueError(f"frame_noise must be one of {FRAME_NOISE}, got {opts.frame_noise!r}")
+    if opts.frame_noise == "video":
+        noise = SharedOverFrames(NoiseSource.from_seeds(seeds, (1, *image_shape), device=dev), T)
+    else:
+        noise = NoiseSource.from_seeds(seeds, (T, *image_shape), device=dev)
     return sample(eps_fn, noise.initial(), schedule, opts.sampler, opts.steps, opts.eta, noise,
                   clip_x0=opts.clip_x0, progress=progress)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import json
 import os
 import shutil
@@ -32,6 +33,8 @@ from fv.trainer import distributed
 from fv.trainer.ema import EMA
 from fv.trainer.preview import save_png, video_grid
 
+SCHEDULE = ("sample_every", "ckpt_every", "log_every", "keep_checkpoints")  # may change when resuming
+
 
 def step_class(setting: str):
     if setting in GAN_SETTINGS:
@@ -50,7 +53,7 @@ def pick_device(name: str = "auto") -> torch.device:
 class Trainer:
     def __init__(self, config: RunConfig, data_root: str | Path, run_dir: str | Path,
                  device: str = "auto", resume: bool = True, progress: bool = True,
-                 log: Callable[[str], None] = print):
+                 log: Callable[[str], None] = print, schedule: dict | None = None):
         self.run_dir = Path(run_dir)
         self.dist = distributed.from_env()               # torchrun: one process per GPU, DDP
         self.device = distributed.setup(self.dist, pick_device(device))
@@ -66,7 +69,10 @@ class Trainer:
             ckpt = read_checkpoint(last)
             expect_setting(ckpt, config.setting)
             # the saved config wins (architecture, seed, ...); only the step budget may be extended
-            config = ckpt.config.replace(train=_with_steps(ckpt.config.train, config.train.steps))
+            train = _with_steps(ckpt.config.train, config.train.steps)
+            # what only schedules output (previews, checkpoints, logs) may change; the trajectory may not
+            train = dataclasses.replace(train, **{k: v for k, v in (schedule or {}).items() if k in SCHEDULE})
+            config = ckpt.config.replace(train=train)
             self.start = ckpt.step
         self.Step = step_class(config.setting)
         if ckpt is None:
@@ -177,7 +183,6 @@ class Trainer:
 
 
 def _with_steps(train, steps):
-    import dataclasses
     return dataclasses.replace(train, steps=max(steps, train.steps))
 
 

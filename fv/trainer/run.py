@@ -39,7 +39,8 @@ def train_setting(setting: str, data: Path, run_dir: Path | None = None, runs_ro
     elif setting in DIFFUSION_SETTINGS and fresh:
         from fv.trainer.diffusion_step import attach_motion_source
         config = attach_motion_source(config, motion_checkpoint)
-    trainer = Trainer(config, data, run_dir, device=device, resume=resume, progress=progress, log=log)
+    trainer = Trainer(config, data, run_dir, device=device, resume=resume, progress=progress, log=log,
+                      schedule=overrides)
     if ckpt is not None:
         load_model_state(trainer.model, ckpt)
         ema = ckpt.section("ema")

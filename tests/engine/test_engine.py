@@ -151,17 +151,21 @@ def test_diffusion_chunking_changes_nothing(ckpts):
     assert np.abs(to_uint8_video(a).astype(int) - to_uint8_video(b).astype(int)).max() <= 1
 
 
-def test_one_ddim_step_matches_the_hand_formula(ckpts):
+@pytest.mark.parametrize("frame_noise", ["video", "frame"])
+def test_one_ddim_step_matches_the_hand_formula(ckpts, frame_noise):
     """One DDIM step from t = L-1 to clean data: x0 = clip((x_T - sqrt(1 - abar) eps) / sqrt(abar)) with
-    eps = eps_u + g (eps_c - eps_u), x_T = the request's first N(0, I) draw (its own CPU generator)."""
+    eps = eps_u + g (eps_c - eps_u), x_T = the request's first N(0, I) draw (its own CPU generator): one
+    [3, S, S] image shared by the 32 frames ("video") or [32, 3, S, S] ("frame")."""
     g, seed, emotion = 3.0, 21, 3
-    eng = Engine(ckpts["onlyDM"], sampler="ddim", steps=1, guidance=g)
+    eng = Engine(ckpts["onlyDM"], sampler="ddim", steps=1, guidance=g, frame_noise=frame_noise)
     x = faces(1, S, seed=4)
     out = eng.sample(x, [emotion], [seed])[0]                                # [T, 3, S, S]
 
     config, model = load_checkpoint(ckpts["onlyDM"])
     unet, R = model["unet"], model["R"]
-    x_T = torch.randn(32, 3, S, S, generator=torch.Generator().manual_seed(seed))
+    gen = torch.Generator().manual_seed(seed)
+    x_T = (torch.randn(1, 3, S, S, generator=gen).expand(32, -1, -1, -1) if frame_noise == "video"
+           else torch.randn(32, 3, S, S, generator=gen))
     noise, h0 = motion_noise([seed], 10)
     z_a = one_hot(torch.tensor([emotion]))
     win = motion_windows(R(noise, h0, z_a), 7)[0]                            # [T, W, D]

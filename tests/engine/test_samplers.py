@@ -303,3 +303,30 @@ def test_cuda_gets_the_cpu_numbers():
     t = torch.tensor([0, 999], device="cuda")
     torch.testing.assert_close(sched.add_noise(x_gpu, x_gpu, t).cpu(),
                                DiffusionSchedule().add_noise(x_cpu, x_cpu, t.cpu()), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("sampler,eta", [("ddim", 0.0), ("ddpm", 0.0)])
+def test_frame_noise_video_shares_x_T_across_frames(sampler, eta):
+    """frame_noise="video": every frame of a video starts from (and is stepped with) the video's own noise,
+    so a denoiser that ignores the conditioning gives identical frames; "frame" gives different ones.
+    The shared draw is the request's seeded [1, C, H, W] stream: video k alone equals video k in a batch."""
+    from fv.engine.video_sampler import SampleOptions, sample_frames
+    sched = DiffusionSchedule(100)
+    T, shape = 4, (3, 8, 8)
+    feats = (torch.zeros(2, 1),)
+    windows, emotions = torch.randn(2, T, 3, 2), torch.tensor([0, 5])
+
+    def denoiser(x_t, t, motion, emotion, ref):               # ignores every condition
+        return 0.5 * x_t
+    videos = {}
+    for mode in ("video", "frame"):
+        opts = SampleOptions(sampler, 10, eta, 1.0, frame_noise=mode)
+        videos[mode] = sample_frames(denoiser, sched, feats, windows, emotions, [3, 4], opts, shape)
+    v = videos["video"]
+    assert torch.equal(v[:, 0:1].expand_as(v), v)               # all frames of a video equal
+    assert not torch.equal(v[0], v[1])                          # videos still differ (their own seeds)
+    f = videos["frame"]
+    assert (f[:, 0] - f[:, 1]).abs().max() > 1e-3               # independent per frame
+    alone = sample_frames(denoiser, sched, (feats[0][1:],), windows[1:], emotions[1:], [4],
+                          SampleOptions(sampler, 10, eta, 1.0, frame_noise="video"), shape)
+    torch.testing.assert_close(alone[0], v[1], rtol=0, atol=0)

@@ -45,3 +45,11 @@ def test_checkpoints_rotate_and_metrics_are_logged(tiny_data, tmp_path):
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 5 and '"loss_d"' in lines[0]
     assert (tmp_path / "samples" / "step_000005.png").stat().st_size > 0
+
+
+def test_resume_takes_new_output_schedule_but_keeps_the_trajectory(tiny_data, tmp_path):
+    Trainer(tiny_gan_config(steps=2, ckpt_every=2, sample_every=2), tiny_data, tmp_path, progress=False).fit()
+    t = Trainer(tiny_gan_config(steps=3, sample_every=0, ckpt_every=1, lr=0.5), tiny_data, tmp_path,
+                progress=False, log=lambda m: None, schedule={"sample_every": 0, "ckpt_every": 1, "lr": 0.5})
+    assert t.start == 2 and t.config.train.sample_every == 0 and t.config.train.ckpt_every == 1
+    assert t.config.train.lr == tiny_gan_config().train.lr        # lr is part of the trajectory: kept
