@@ -15,9 +15,11 @@ from typing import Callable
 import torch
 
 from fv.data.layout import load_split
+from fv.engine.config import default_config
 from fv.engine.labels import EMOTIONS
 
 SHIPPED = Path(__file__).resolve().parent / "assets" / "checkpoints"
+FINE_TUNE_LR = 0.1
 
 
 def shipped_checkpoint(setting: str) -> Path | None:
@@ -42,9 +44,11 @@ def run_demo(out: Path = Path("demo_out"), baseline_steps: int = 60, dm_steps: i
         init = shipped_checkpoint(setting)
         how = f"fine-tuning the shipped {init.name}" if init else "from scratch (no shipped checkpoint)"
         log(f"[demo] {'2' if setting == 'baseline' else '3'}/4 train {setting}: {steps} steps, {how}")
-        ckpts[setting] = train_setting(setting, data, run_dir=runs / setting, overrides=dict(
-            steps=steps, ckpt_every=steps, sample_every=0, log_every=10), resume=False, init=init,
-            progress=progress, log=log, **extra)
+        overrides = dict(steps=steps, ckpt_every=steps, sample_every=0, log_every=10)
+        if init is not None:   # a gentle fine-tune (fresh optimiser state): a tenth of the preset's lr
+            overrides["lr"] = default_config(setting, "demo").train.lr * FINE_TUNE_LR
+        ckpts[setting] = train_setting(setting, data, run_dir=runs / setting, overrides=overrides,
+                                       resume=False, init=init, progress=progress, log=log, **extra)
     log("[demo] 4/4 render the six emotions for held-out test faces")
     test = load_split(data, "test")
     rows = [i * (len(test) // n_faces) for i in range(n_faces)]

@@ -32,6 +32,10 @@ FRAME_NOISE_HELP = ("video: one starting noise per video, shared by its 32 frame
                     "frame: independent noise per frame (diffusion settings).")
 
 
+REF_STRENGTH_HELP = ("Diffusion: 1 = start from pure noise (the thesis); s < 1 = start from the neutral face "
+                     "noised to s of the schedule (keeps identity and colour). Default: the checkpoint's.")
+
+
 def _steps(text: Optional[str]):
     return int(text) if text is not None and text.strip().isdigit() else text
 
@@ -114,6 +118,7 @@ def render(
     guidance: Optional[float] = typer.Option(None, help="Classifier-free guidance scale g (1 = off)."),
     eta: Optional[float] = typer.Option(None, help="DDIM eta (0 = deterministic)."),
     frame_noise: str = typer.Option("video", help=FRAME_NOISE_HELP),
+    ref_strength: Optional[float] = typer.Option(None, help=REF_STRENGTH_HELP),
     seed: int = typer.Option(0, help="Random seed (the video depends on it alone)."),
     out: Optional[Path] = typer.Option(None, help="Output folder (default: renders/<photo>_<emotion>/)."),
     paste: bool = typer.Option(False, "--paste", help="Also paste the generated face back into the photo."),
@@ -130,7 +135,7 @@ def render(
         raise typer.Exit(2)
     with _engine_errors():
         eng = _engine(checkpoint, setting, backend, device, artifacts, sampler, steps, guidance, eta,
-                      frame_noise=frame_noise)
+                      frame_noise=frame_noise, ref_strength=ref_strength)
         render_photo(face, emotion, eng, seed, out, paste, aligned, fps, progress)
 
 
@@ -144,6 +149,7 @@ def sample(
     guidance: Optional[float] = typer.Option(None, help="Classifier-free guidance scale g (1 = off)."),
     eta: Optional[float] = typer.Option(None, help="DDIM eta (0 = deterministic)."),
     frame_noise: str = typer.Option("video", help=FRAME_NOISE_HELP),
+    ref_strength: Optional[float] = typer.Option(None, help=REF_STRENGTH_HELP),
     seed: int = typer.Option(0, help="Random seed."),
     out: Optional[Path] = typer.Option(None, help="Output folder (default: renders/<face>_<emotion>/)."),
     aligned: bool = typer.Option(False, "--aligned", help="The face image is already an aligned crop."),
@@ -155,7 +161,7 @@ def sample(
     parse_emotion(emotion)
     with _engine_errors():
         eng = _engine(checkpoint, None, "torch", device, None, sampler, steps, guidance, eta,
-                      frame_noise=frame_noise)
+                      frame_noise=frame_noise, ref_strength=ref_strength)
         render_photo(face, emotion, eng, seed, out, False, aligned, 8.0, progress)
 
 
@@ -176,6 +182,7 @@ def render_set(
     guidance: Optional[float] = typer.Option(None, help="Classifier-free guidance scale g (1 = off)."),
     eta: Optional[float] = typer.Option(None, help="DDIM eta (0 = deterministic)."),
     frame_noise: str = typer.Option("video", help=FRAME_NOISE_HELP),
+    ref_strength: Optional[float] = typer.Option(None, help=REF_STRENGTH_HELP),
     mp4: bool = typer.Option(False, "--mp4", help="Also write an MP4 per video."),
     max_videos: Optional[int] = typer.Option(None, help="Stop after this many new videos (resume later)."),
     max_frames_per_call: int = typer.Option(512, help="Largest network batch (frames); bounds memory."),
@@ -190,7 +197,8 @@ def render_set(
         which = parse_shard(shard)
         split_data = load_split(common.ensure_data(data or common.DATA, explicit=data is not None), split)
         eng = _engine(checkpoint, setting, backend, device, artifacts, sampler, steps, guidance, eta,
-                      max_frames_per_call=max_frames_per_call, precision=precision, frame_noise=frame_noise)
+                      max_frames_per_call=max_frames_per_call, precision=precision, frame_noise=frame_noise,
+                      ref_strength=ref_strength)
         writers = {}
         if mp4:
             from fv.data.video_io import write_mp4

@@ -33,6 +33,8 @@ class DiffusionConfig:
     sample_steps: int = 50
     eta: float = 0.0
     guidance: float = 2.0
+    ref_strength: float = 0.5          # start sampling from the reference noised to t = 0.5 (L-1) (fv's demo
+                                       # choice, SampleOptions.ref_strength); the thesis preset uses 1.0
 
 
 def diffusion_preset(setting: str, preset: str) -> tuple[DiffusionConfig, TrainConfig]:
@@ -46,7 +48,7 @@ def diffusion_preset(setting: str, preset: str) -> tuple[DiffusionConfig, TrainC
                             ckpt_every=250, ema_decay=0.995)
     else:
         model = DiffusionConfig(unet=UNetConfig.thesis(motion_dim=motion_dim), motion_source=source,
-                                batch_mode="full_video", mix_warmup=20_000)
+                                batch_mode="full_video", mix_warmup=20_000, ref_strength=1.0)
         train = TrainConfig(steps=200_000, batch_size=16, lr=1e-4, grad_clip=1.0, sample_every=5000,
                             ckpt_every=5000, ema_decay=0.9999)
     return model, train

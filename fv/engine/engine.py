@@ -93,7 +93,8 @@ class Engine:
     def __init__(self, checkpoint: str | Path, backend: str = "torch", device: str | torch.device = "cpu",
                  artifacts_dir: str | Path | None = None, sampler: str | None = None,
                  steps: int | str | None = None, guidance: float | None = None, eta: float | None = None,
-                 frame_noise: str = "video", max_frames_per_call: int = DEFAULT_MAX_FRAMES, precision: str = "fp32",
+                 frame_noise: str = "video", ref_strength: float | None = None,
+                 max_frames_per_call: int = DEFAULT_MAX_FRAMES, precision: str = "fp32",
                  backends: dict | None = None, **torch_options):
         if int(max_frames_per_call) != max_frames_per_call or max_frames_per_call < 1:
             raise EngineError(f"max_frames_per_call must be a positive integer, got {max_frames_per_call!r}")
@@ -106,7 +107,8 @@ class Engine:
         self.max_frames_per_call = int(max_frames_per_call)
         m = self.config.model
         self.is_gan = isinstance(m, GANConfig)
-        self.options = None if self.is_gan else _sample_options(m, sampler, steps, eta, guidance, frame_noise)
+        self.options = None if self.is_gan else _sample_options(m, sampler, steps, eta, guidance, frame_noise,
+                                                                     ref_strength)
         if backends is None:
             from fv.engine.backends import make_backends
             backends = make_backends(backend, self.checkpoint, artifacts_dir, resolve_device(device),
@@ -232,14 +234,17 @@ class Engine:
             tick()
             return eps
         return sample_frames(denoise, self.schedule, ref_feats, windows, emotions, seeds, self.options,
-                             (3, self.image_size, self.image_size))
+                             (3, self.image_size, self.image_size), x_ref=x_ref)
 
 
-def _sample_options(m, sampler, steps, eta, guidance, frame_noise="video") -> SampleOptions:
+def _sample_options(m, sampler, steps, eta, guidance, frame_noise="video", ref_strength=None) -> SampleOptions:
     opts = SampleOptions(sampler=m.sampler if sampler is None else sampler,
                          steps=m.sample_steps if steps is None else steps,
                          eta=m.eta if eta is None else float(eta),
-                         guidance=m.guidance if guidance is None else float(guidance), frame_noise=frame_noise)
+                         guidance=m.guidance if guidance is None else float(guidance), frame_noise=frame_noise,
+                         ref_strength=m.ref_strength if ref_strength is None else float(ref_strength))
+    if not 0.0 < opts.ref_strength <= 1.0:
+        raise EngineError(f"ref_strength must be in (0, 1], got {opts.ref_strength}")
     if opts.frame_noise not in FRAME_NOISE:
         raise EngineError(f"unknown frame noise {opts.frame_noise!r}; choose one of: {', '.join(FRAME_NOISE)}")
     if opts.sampler not in SAMPLERS:

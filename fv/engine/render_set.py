@@ -46,8 +46,8 @@ MANIFEST = "render_set.json"
 INDEX = "index.csv"
 COLUMNS = ("video_id", "emotion", "subject", "ref_split", "ref_row", "seed", "file", "setting",
            "checkpoint_sha256", "repeat")
-MATCH_KEYS = ("checkpoint_sha256", "setting", "sampler", "steps", "eta", "guidance", "frame_noise", "seed",
-              "split")
+MATCH_KEYS = ("checkpoint_sha256", "setting", "sampler", "steps", "eta", "guidance", "frame_noise",
+              "ref_strength", "seed", "split")
 _SHARD = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -206,7 +206,8 @@ def _manifest(engine, split: str, seed: int, data: str) -> dict:
             "checkpoint_sha256": engine.checkpoint_sha256, "split": split, "seed": int(seed), "data": str(data),
             "sampler": o.sampler if o else "gan", "steps": str(o.steps) if o else "1",
             "eta": float(o.eta) if o else 0.0, "guidance": float(o.guidance) if o else 1.0,
-            "frame_noise": o.frame_noise if o else "none", "n_frames": N_FRAMES, "image_size": engine.image_size,
+            "frame_noise": o.frame_noise if o else "none", "ref_strength": float(o.ref_strength) if o else 1.0,
+            "n_frames": N_FRAMES, "image_size": engine.image_size,
             # informative only (a set may be resumed on another backend or machine):
             "backend": engine.backend_kind, "precision": engine.precision}
 

@@ -283,8 +283,11 @@ def _clone(g: torch.Generator) -> torch.Generator:
 
 def sample(eps_fn: EpsFn, x_T: torch.Tensor, schedule: DiffusionSchedule, sampler: str = "ddpm",
            steps: int | str = 1000, eta: float = 0.0, noise: NoiseSource | None = None,
-           clip_x0: float | None = None, progress: bool = False) -> torch.Tensor:
+           clip_x0: float | None = None, progress: bool = False, start_t: int | None = None) -> torch.Tensor:
     """Run the reverse process from x_T [B, ...] to x_0 with any eps_fn(x_t, t) -> eps.
+
+    start_t: skip the visited timesteps above it; x_T is then the sample at the first one kept,
+    `start_timestep(num_steps, steps, start_t)` (SDEdit-style starts from a noised image).
 
     sampler "ddpm" (ancestral, `ddpm_step`) or "ddim" (`ddim_step` with eta); steps is a respacing
     spec for `space_timesteps` (1000, 50, "ddim50", "10,15,20"). Loop step i visits the i-th pair
@@ -303,6 +306,10 @@ def sample(eps_fn: EpsFn, x_T: torch.Tensor, schedule: DiffusionSchedule, sample
             raise SamplerError(f"noise source gives [{len(noise)}, {', '.join(map(str, noise.shape))}] "
                                f"but x_T is {list(x_T.shape)}")
     pairs = timestep_pairs(schedule.num_steps, steps)
+    if start_t is not None:
+        pairs = [p for p in pairs if p[0] <= start_t]
+        if not pairs:
+            raise SamplerError(f"start_t={start_t} keeps none of the visited timesteps")
     indices = range(len(pairs))
     if progress:
         from rich.progress import track
@@ -320,3 +327,12 @@ def sample(eps_fn: EpsFn, x_T: torch.Tensor, schedule: DiffusionSchedule, sample
         else:
             x = ddim_step(schedule, x, eps, t, t_prev, eta, z, clip_x0)
     return x
+
+
+def start_timestep(num_steps: int, steps: int | str, start_t: int | None) -> int:
+    """The first timestep `sample` visits for this respacing and start_t (num_steps - 1 when None)."""
+    pairs = timestep_pairs(num_steps, steps)
+    kept = [t for t, _ in pairs if start_t is None or t <= start_t]
+    if not kept:
+        raise SamplerError(f"start_t={start_t} keeps none of the visited timesteps")
+    return kept[0]

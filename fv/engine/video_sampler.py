@@ -18,7 +18,7 @@ from fv.engine.diffusion import DiffusionSchedule
 from fv.engine.gan_sampling import per_sample_motion_inputs
 from fv.engine.labels import N_FRAMES, one_hot
 from fv.engine.models.mixer import motion_windows
-from fv.engine.samplers import NoiseSource, guided, sample
+from fv.engine.samplers import NoiseSource, guided, sample, start_timestep
 
 MOTION_SEED_OFFSET = 1_000_003  # motion noise and pixel noise of one request use separate streams
 
@@ -34,6 +34,10 @@ class SampleOptions:
     # through their conditioning (fv's default: steadier colour and identity across frames);
     # "frame": independent noise per frame. The thesis does not say which it used.
     frame_noise: str = "video"
+    # 1.0: start from pure noise at t = L-1 (the thesis). s < 1: start from the neutral reference noised
+    # to t = s (L-1) (SDEdit, Meng et al. 2022): identity and colours come from the reference, the model
+    # adds the expression. fv's demo preset uses 0.5.
+    ref_strength: float = 1.0
 
 
 FRAME_NOISE = ("video", "frame")
@@ -101,8 +105,9 @@ def torch_denoiser(unet) -> Callable:
 
 def sample_frames(denoiser: Callable, schedule: DiffusionSchedule, ref_feats: tuple[torch.Tensor, ...],
                   windows: torch.Tensor, emotions: torch.Tensor, seeds: list[int], opts: SampleOptions,
-                  image_shape=(3, 64, 64), progress: bool = False) -> torch.Tensor:
-    """ref_feats [N, ...] per video, windows [N, T, W, D], emotions [N] -> videos [N, T, 3, H, W]."""
+                  image_shape=(3, 64, 64), progress: bool = False, x_ref: torch.Tensor | None = None) -> torch.Tensor:
+    """ref_feats [N, ...] per video, windows [N, T, W, D], emotions [N] -> videos [N, T, 3, H, W].
+    x_ref [N, 3, H, W] (the neutral faces) is needed when opts.ref_strength < 1."""
     N, T = windows.shape[:2]
     dev = windows.device
     ref = tuple(f.repeat_interleave(T, 0) for f in ref_feats)               # [N*T, ...]
@@ -134,8 +139,16 @@ def sample_frames(denoiser: Callable, schedule: DiffusionSchedule, ref_feats: tu
         noise = SharedOverFrames(NoiseSource.from_seeds(seeds, (1, *image_shape), device=dev), T)
     else:
         noise = NoiseSource.from_seeds(seeds, (T, *image_shape), device=dev)
-    return sample(eps_fn, noise.initial(), schedule, opts.sampler, opts.steps, opts.eta, noise,
-                  clip_x0=opts.clip_x0, progress=progress)
+    x_T, start_t = noise.initial(), None
+    if opts.ref_strength < 1.0:
+        if x_ref is None:
+            raise ValueError("ref_strength < 1 starts from the reference: pass x_ref")
+        start_t = int(round(opts.ref_strength * (schedule.num_steps - 1)))
+        t0 = start_timestep(schedule.num_steps, opts.steps, start_t)
+        x0 = x_ref.to(x_T.dtype).unsqueeze(1).expand(-1, T, *image_shape)
+        x_T = schedule.add_noise(x0, x_T, t0)
+    return sample(eps_fn, x_T, schedule, opts.sampler, opts.steps, opts.eta, noise,
+                  clip_x0=opts.clip_x0, progress=progress, start_t=start_t)
 
 
 @torch.no_grad()
@@ -143,11 +156,12 @@ def sample_diffusion_videos(model: torch.nn.ModuleDict, config, x_ref: torch.Ten
                             seeds: list[int], opts: SampleOptions | None = None,
                             progress: bool = False) -> torch.Tensor:
     """x_ref [N, 3, 64, 64] neutral faces, emotions [N] class indices -> videos [N, 32, 3, 64, 64]."""
-    opts = opts or SampleOptions(config.sampler, config.sample_steps, config.eta, config.guidance)
+    opts = opts or SampleOptions(config.sampler, config.sample_steps, config.eta, config.guidance,
+                                 ref_strength=config.ref_strength)
     dev = x_ref.device
     unet = model["unet"]
     schedule = DiffusionSchedule(config.num_steps, config.beta_start, config.beta_end, device=dev)
     codes = motion_codes(model, emotions, seeds, dev)
     windows = motion_windows(codes, config.unet.window)
     return sample_frames(torch_denoiser(unet), schedule, unet.encode_reference(x_ref), windows, emotions,
-                         seeds, opts, tuple(x_ref.shape[1:]), progress)
+                         seeds, opts, tuple(x_ref.shape[1:]), progress, x_ref=x_ref)

@@ -148,7 +148,7 @@ class DiffusionStep:
     def preview(self, sample_model: nn.ModuleDict, x_ref: torch.Tensor, emotions: torch.Tensor,
                 seed: int = 0) -> torch.Tensor:
         c = self.cfg
-        opts = SampleOptions(c.sampler, min(c.sample_steps, 25), c.eta, c.guidance)
+        opts = SampleOptions(c.sampler, min(c.sample_steps, 25), c.eta, c.guidance, ref_strength=c.ref_strength)
         seeds = [seed + i for i in range(len(x_ref))]
         return sample_diffusion_videos(sample_model, c, x_ref.to(self.device), emotions, seeds, opts)
 

@@ -47,7 +47,8 @@ def tiny_diffusion_checkpoint(path, setting="onlyDM", seed=0, num_steps=100, **s
     motion = None if retrieved else GANConfig(emotion_in_gru=setting == "EM-DM")
     model_cfg = DiffusionConfig(unet=tiny_unet(16 if retrieved else 10), num_steps=num_steps,
                                 motion_source="retrieved" if retrieved else "gru", motion=motion,
-                                bank_size=12 if retrieved else 0, sample_steps=4, **sampling)
+                                bank_size=12 if retrieved else 0, sample_steps=4,
+                                **{"ref_strength": 1.0, **sampling})
     cfg = RunConfig(setting=setting, preset="demo", model=model_cfg)
     torch.manual_seed(seed)
     model = build_model(cfg)
@@ -124,14 +125,14 @@ def test_gan_chunking_and_sub_batches_change_nothing(ckpts):
 
 @pytest.mark.parametrize("setting", ["onlyDM", "EM-DM", "both_retrievedMcs"])
 def test_diffusion_batch_equals_single_and_direct_torch(ckpts, setting):
-    eng = Engine(ckpts[setting], sampler="ddpm", steps=4, guidance=2.0)
+    eng = Engine(ckpts[setting], sampler="ddpm", steps=4, guidance=2.0, ref_strength=0.5)  # from the noised face
     x, emo, seeds = faces(3, S, seed=2), [3, 0, 3], [7, 8, 9]
     batch = eng.sample(x, emo, seeds)
     assert batch.shape == (3, 32, 3, S, S) and torch.isfinite(batch).all()
     torch.testing.assert_close(batch, per_request(eng, x, emo, seeds), atol=ATOL, rtol=0)
     config, model = load_checkpoint(ckpts[setting])
     direct = sample_diffusion_videos(model, config.model, x, torch.tensor(emo), seeds,
-                                     SampleOptions("ddpm", 4, 0.0, 2.0))
+                                     SampleOptions("ddpm", 4, 0.0, 2.0, ref_strength=0.5))
     torch.testing.assert_close(batch, direct, atol=ATOL, rtol=0)
     # same seed and emotion, another face: only the identity differs; another seed: another sample
     assert not torch.allclose(batch[0], batch[2], atol=1e-3)

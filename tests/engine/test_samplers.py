@@ -330,3 +330,33 @@ def test_frame_noise_video_shares_x_T_across_frames(sampler, eta):
     alone = sample_frames(denoiser, sched, (feats[0][1:],), windows[1:], emotions[1:], [4],
                           SampleOptions(sampler, 10, eta, 1.0, frame_noise="video"), shape)
     torch.testing.assert_close(alone[0], v[1], rtol=0, atol=0)
+
+
+def test_ref_strength_starts_from_the_noised_reference():
+    """ref_strength s < 1 (SDEdit): the first denoiser call sees x = add_noise(x_ref, x_T draw, t0) with t0 the
+    first visited timestep <= s (L-1), and only the timesteps <= t0 are visited; s = 1 visits them all."""
+    from fv.engine.samplers import start_timestep
+    from fv.engine.video_sampler import SampleOptions, sample_frames
+    sched = DiffusionSchedule(100)
+    T, shape = 3, (3, 8, 8)
+    x_ref = torch.rand(2, *shape) * 2 - 1
+    windows, emotions = torch.randn(2, T, 3, 2), torch.tensor([1, 2])
+    for s, steps in ((0.5, 20), (1.0, 20), (0.3, "ddim10")):
+        calls = []
+
+        def denoiser(x_t, t, motion, emotion, ref):
+            calls.append((x_t.clone(), t.clone()))
+            return 0.1 * x_t
+        opts = SampleOptions("ddim", steps, 0.0, 1.0, ref_strength=s)
+        sample_frames(denoiser, sched, (torch.zeros(2, 1),), windows, emotions, [7, 8], opts, shape, x_ref=x_ref)
+        visited = [t for t, _ in timestep_pairs(100, steps)]
+        t0 = start_timestep(100, steps, round(s * 99))
+        assert t0 == max(t for t in visited if t <= round(s * 99))
+        assert [int(c[1][0]) for c in calls] == [t for t in visited if t <= t0]
+        x_T = torch.stack([torch.randn(1, *shape, generator=torch.Generator().manual_seed(k)) for k in (7, 8)])
+        x0 = x_ref.unsqueeze(1).expand(-1, T, *shape)
+        want = x_T.expand(-1, T, *shape) if s == 1.0 else sched.add_noise(x0, x_T.expand(-1, T, *shape), t0)
+        torch.testing.assert_close(calls[0][0], want.reshape(2 * T, *shape))
+    with pytest.raises(ValueError, match="x_ref"):
+        sample_frames(denoiser, sched, (torch.zeros(2, 1),), windows, emotions, [7, 8],
+                      SampleOptions("ddim", 20, 0.0, 1.0, ref_strength=0.5), shape)

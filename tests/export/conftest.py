@@ -28,7 +28,7 @@ def tiny_config(setting: str) -> RunConfig:
                            motion_dim=16 if retrieved else 10)
     motion = None if retrieved else GANConfig(emotion_in_gru=setting == "EM-DM")
     model = DiffusionConfig(unet=unet, num_steps=100, motion_source="retrieved" if retrieved else "gru",
-                            motion=motion, bank_size=6 if retrieved else 0)
+                            motion=motion, bank_size=6 if retrieved else 0, ref_strength=1.0)
     return RunConfig(setting=setting, preset="demo", model=model)
 
 
