@@ -1,7 +1,7 @@
 """FVD sanity check: real test clips against real train clips must score far lower than against
 frame-shuffled test clips or noise (thesis 4.4.1). Prints a table and writes JSON.
 
-    python benchmarks/fvd_sanity.py [--data DIR] [--generated DIR] [--train-clips 144] [--device auto]
+    python benchmarks/fvd_sanity.py [--data DIR] [--generated DIR] [--train-clips 144] [--max-clips N] [--device auto]
 
 --data defaults to the synthetic set at data/synth (made with fv.data.synth.make_synthetic if absent).
 Comparisons, each FVD(test, X) on I3D features (fv.metrics.fvd, logits by default):
@@ -47,6 +47,9 @@ def main() -> None:
     p.add_argument("--data", type=Path, default=Path(os.environ.get("FV_DATA", "data/synth")))
     p.add_argument("--generated", type=Path, default=None, help="render-set folder or index CSV to compare too")
     p.add_argument("--train-clips", type=int, default=144, help="train clips to subsample (0: all)")
+    p.add_argument("--max-clips", type=int, default=0,
+                   help="compare at most this many clips per set (seeded subsample; 0: all). FVD depends on the "
+                        "number of clips, so compare sets of equal size; the test reference stays whole")
     p.add_argument("--feature", default="logits", choices=("logits", "mixed_5c"))
     p.add_argument("--device", default="auto")
     p.add_argument("--batch-size", type=int, default=8)
@@ -70,6 +73,10 @@ def main() -> None:
         from fv.metrics.evaluate import load_generated
         sets["generated"] = load_generated(a.generated, load_split(a.data, "test"), crop="face").clips
 
+    if a.max_clips > 0:
+        pick = np.random.default_rng(a.seed + 2)
+        sets = {k: (v[np.sort(pick.choice(len(v), a.max_clips, replace=False))] if len(v) > a.max_clips else v)
+                for k, v in sets.items()}
     ext = I3DFeatures(a.feature, device)
     ext(test[:1, :16], batch_size=1)  # warm-up (allocations, cuDNN autotune)
     ref, t_ref = features(ext, test, a.cache, a.batch_size)

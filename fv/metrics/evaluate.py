@@ -93,8 +93,10 @@ def read_index(generated: str | Path) -> list[GenRow]:
             if missing or not cols & {"ref_row", "ref_video_id", "ref_image"}:
                 raise MetricsError(f"{path} lacks columns {missing or []} and/or a reference column; "
                                    f"need file, emotion and ref_row|ref_video_id|ref_image")
+            # `fv render-set`'s shard parts OUT/index/*.csv list files relative to OUT, like OUT/index.csv
+            base = generated if generated.is_dir() and path.parent == generated / "index" else path.parent
             for i, r in enumerate(reader, start=2):  # line 1 is the header
-                rows.append(_parse_row(r, path, i))
+                rows.append(_parse_row(r, path, i, base))
     out = []
     for r in rows:
         if r.file.resolve() not in seen:
@@ -105,13 +107,13 @@ def read_index(generated: str | Path) -> list[GenRow]:
     return out
 
 
-def _parse_row(r: dict[str, str], path: Path, line: int) -> GenRow:
+def _parse_row(r: dict[str, str], path: Path, line: int, base: Path) -> GenRow:
     where = f"{path} line {line}"
     try:
         emotion = parse_emotion(r["emotion"])
     except ValueError as e:
         raise MetricsError(f"{where}: {e}") from None
-    file = path.parent / (r.get("file") or "")
+    file = base / (r.get("file") or "")
     if not r.get("file") or not file.exists():
         raise MetricsError(f"{where}: video file {file} does not exist")
     get = lambda k: (r.get(k) or "").strip() or None  # noqa: E731

@@ -200,6 +200,12 @@ def test_two_shards_equal_one_run(ckpts, data, tmp_path):
     parts = {p.name: list(csv.DictReader(open(p))) for p in (tmp_path / "two" / "index").glob("*.csv")}
     assert sorted(parts) == ["shard-0-of-2.csv", "shard-1-of-2.csv"]
     assert [r["ref_row"] for r in parts["shard-0-of-2.csv"]] == ["0", "2", "4"]
+    # fv eval's reader resolves the shard parts' files against OUT (as index.csv's), shard 0 alone too
+    from fv.metrics.evaluate import read_index as eval_index
+    assert len(eval_index(tmp_path / "two")) == 5
+    (tmp_path / "two" / "index.csv").unlink()
+    (tmp_path / "two" / "index" / "shard-1-of-2.csv").unlink()
+    assert sorted(r.file.name for r in eval_index(tmp_path / "two")) == ["test0.npy", "test2.npy", "test4.npy"]
 
 
 def test_resume_skips_finished_videos_and_recovers_from_leftovers(ckpts, data, tmp_path):
