@@ -42,6 +42,7 @@ def train_setting(setting: str, data: Path, run_dir: Path | None = None, runs_ro
     trainer = Trainer(config, data, run_dir, device=device, resume=resume, progress=progress, log=log,
                       schedule=overrides)
     if ckpt is not None:
+        _fresh_subject_head(trainer.model, ckpt, log)
         load_model_state(trainer.model, ckpt)
         ema = ckpt.section("ema")
         if ema:
@@ -53,3 +54,16 @@ def train_setting(setting: str, data: Path, run_dir: Path | None = None, runs_ro
         return trainer.fit()
     finally:
         distributed.teardown(trainer.dist)
+
+
+def _fresh_subject_head(model, ckpt, log) -> None:
+    """D_V's identity head has one output per training subject: when the fine-tuning data has another
+    number of subjects, that head starts afresh (everything else is loaded)."""
+    own = model.state_dict()
+    stale = [k for k, v in ckpt.tensors.items() if k.startswith("model.D.ide.")
+             and k[len("model."):] in own and own[k[len("model."):]].shape != v.shape]
+    for k in stale:
+        ckpt.tensors[k] = own[k[len("model."):]].detach().clone()
+    if stale:
+        log(f"D_V's identity head re-initialised for {own['D.ide.bias'].shape[0]} training subjects "
+            f"(the checkpoint had {ckpt.config.model.n_identities})")
