@@ -41,7 +41,9 @@ def throughput(checkpoint: str | Path, backends=("torch",), samplers=("ddim",), 
     for backend in backends:
         for sampler in samplers:
             for n_steps in steps:
-                kw = {} if sampler == "gan" else dict(sampler=sampler, steps=n_steps, guidance=guidance)
+                # ref_strength 1: start from pure noise, so the table's step count is the number of steps run
+                kw = {} if sampler == "gan" else dict(sampler=sampler, steps=n_steps, guidance=guidance,
+                                                      ref_strength=1.0)
                 engine = Engine(checkpoint, backend=backend, device=device, artifacts_dir=artifacts_dir,
                                 max_frames_per_call=max_frames_per_call,
                                 precision=precision if backend != "onnxruntime" else "fp32", **kw)
