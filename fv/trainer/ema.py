@@ -7,8 +7,9 @@ from torch import nn
 
 
 class EMA:
-    def __init__(self, modules: dict[str, nn.Module], decay: float):
+    def __init__(self, modules: dict[str, nn.Module], decay: float, warmup: bool = True):
         self.decay = decay
+        self.warmup = warmup  # False when the average starts from trained weights (fine-tuning)
         self.shadow = {f"{name}.{k}": p.detach().clone()
                        for name, m in modules.items() for k, p in m.named_parameters()}
         self.modules = modules
@@ -16,7 +17,7 @@ class EMA:
     @torch.no_grad()
     def update(self, step: int) -> None:
         # warm-up: d = min(decay, (1 + step) / (10 + step)) so early averages are not stuck at init
-        d = min(self.decay, (1 + step) / (10 + step))
+        d = min(self.decay, (1 + step) / (10 + step)) if self.warmup else self.decay
         for name, m in self.modules.items():
             for k, p in m.named_parameters():
                 self.shadow[f"{name}.{k}"].mul_(d).add_(p.detach(), alpha=1 - d)

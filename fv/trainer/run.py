@@ -49,6 +49,8 @@ def train_setting(setting: str, data: Path, run_dir: Path | None = None, runs_ro
             trainer.ema.load(ema)
         else:                                   # a packed checkpoint: its weights are the EMA weights
             trainer.ema = EMA(trainer.step.trainable, trainer.config.train.ema_decay)
+        # the average starts from trained weights: no warm-up, so a short fine-tune only nudges it
+        trainer.ema.warmup = False
         log(f"initialised from {init} (step {ckpt.step})")
     try:
         return trainer.fit()
