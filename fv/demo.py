@@ -46,6 +46,7 @@ def run_demo(out: Path = Path("demo_out"), baseline_steps: int = 60, dm_steps: i
         log(f"[demo] {'2' if setting == 'baseline' else '3'}/4 train {setting}: {steps} steps, {how}")
         overrides = dict(steps=steps, ckpt_every=steps, sample_every=0, log_every=10)
         if init is not None:   # a gentle fine-tune (fresh optimiser state): a tenth of the preset's lr
+            extra = {}         # and the shipped onlyDM keeps the GRU it was trained with
             overrides["lr"] = default_config(setting, "demo").train.lr * FINE_TUNE_LR
         ckpts[setting] = train_setting(setting, data, run_dir=runs / setting, overrides=overrides,
                                        resume=False, init=init, progress=progress, log=log, **extra)

@@ -24,8 +24,10 @@ def train(
     run_dir: Optional[Path] = typer.Option(None, help="Run folder (default: runs/SETTING)."),
     motion_checkpoint: Optional[Path] = typer.Option(
         None, help="onlyDM / EM-DM: the baseline / onlyEM checkpoint whose frozen GRU makes the motion "
-                   "codes (default: the latest in runs/, else the demo's)."),
-    init: Optional[Path] = typer.Option(None, help="Start from these weights (fine-tune), same setting."),
+                   "codes (default: the latest in runs/, else the demo's). With --init it replaces the GRU "
+                   "inside the initial checkpoint."),
+    init: Optional[Path] = typer.Option(None, help="Start from these weights (fine-tune), same setting; the loss "
+                                                      "weights are the preset's."),
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
     fresh: bool = typer.Option(False, "--fresh", help="Start over even if the run folder has a checkpoint "
                                "(default: resume from its last.safetensors)."),

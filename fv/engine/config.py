@@ -16,6 +16,7 @@ GAN_SETTINGS = ("baseline", "onlyEM")
 DIFFUSION_SETTINGS = ("onlyDM", "EM-DM", "both_retrievedMcs")
 SETTINGS = GAN_SETTINGS + DIFFUSION_SETTINGS
 PRESETS = ("demo", "thesis")
+GAN_LOSS_WEIGHTS = ("lambda_emo", "lambda_ide", "lambda_rec")  # fine-tuning takes these from the preset
 
 
 class ConfigError(ValueError):
@@ -44,6 +45,9 @@ class GANConfig:
     lambda_emo: float = 1.0
     lambda_ide: float = 1.0
     disc_spectral_norm: bool = False  # fv's stabiliser, on in the demo preset (thesis: D_V's layers unspecified)
+    # fv's warm start for short CPU runs, not in the thesis (0 there): each fake starts from a real video's
+    # f(0) with that video's emotion as target, and lambda_rec * mean|fake - real| joins L_G (fv.trainer.gan_step)
+    lambda_rec: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -134,7 +138,8 @@ def default_config(setting: str, preset: str = "demo", **train_overrides) -> Run
     if setting in GAN_SETTINGS:
         model = GANConfig(emotion_in_gru=(setting == "onlyEM"))
         if preset == "demo":
-            model = dataclasses.replace(model, gen_ch=16, disc_ch=16, dim_z_content=32, disc_spectral_norm=True)
+            model = dataclasses.replace(model, gen_ch=16, disc_ch=16, dim_z_content=32, disc_spectral_norm=True,
+                                        lambda_rec=10.0)
             train = TrainConfig(steps=3000, batch_size=8, lr=2e-4, sample_every=250, ckpt_every=250,
                                 ema_decay=0.995)
         else:

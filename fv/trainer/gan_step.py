@@ -5,6 +5,12 @@ with cross-entropy on REAL videos only; the generator is scored by all three hea
     L_D = BCE(D(real), 1) + BCE(D(fake), 0) + l_emo CE(emo(real), y) + l_ide CE(ide(real), s)
     L_G = BCE(D(fake), 1) + l_emo CE(emo(fake), y~) + l_ide CE(ide(fake), s)
 with y~ a random target emotion and s the subject of the real first frame f(0) the sample starts from.
+
+fv's paired warm start (GANConfig.lambda_rec > 0, the demo preset; 0 in the thesis preset): the target y~ is
+the emotion of the real video whose f(0) the fake starts from, and L_G gains lambda_rec * mean|fake - real|.
+A short CPU run otherwise settles on copying f(0) (no expression) long before the emotion head's signal
+shapes the faces; the pixel term shows G what the target expression of that very face looks like. The GRU
+still receives noise, so the trajectory it learns is the data's average onset and return to neutral.
 """
 
 from __future__ import annotations
@@ -57,9 +63,11 @@ class GANStep:
         n_id = len(set(data.subjects))
         return config.replace(model=dataclasses.replace(config.model, n_identities=n_id))
 
-    def _fake(self, f0: torch.Tensor, gen: torch.Generator):
+    def _fake(self, f0: torch.Tensor, gen: torch.Generator, paired: torch.Tensor | None = None):
         B = f0.shape[0]
         target = torch.randint(0, len(EMOTIONS), (B,), generator=gen)
+        if paired is not None:                  # the real videos' own emotions (lambda_rec > 0)
+            target = paired.cpu()
         noise, h0 = motion_inputs(B, self.cfg.dim_z_motion, self.cfg.n_frames, gen, self.device)
         video = self.gen(f0, one_hot(target).to(self.device), noise, h0)
         return video, target.to(self.device)
@@ -69,8 +77,9 @@ class GANStep:
         D = self.disc
         c = self.cfg
         B = real.shape[0]
+        paired = c.lambda_rec > 0
         with self.amp():
-            fake, target = self._fake(real[:, 0], gen)
+            fake, target = self._fake(real[:, 0], gen, emotion if paired else None)
         # --- discriminator update: realism on both, classification heads on real only ---
         with self.amp():
             adv, emo, ide = D(torch.cat([real, fake.detach()]))   # one pass (one DDP forward per backward)
@@ -91,12 +100,15 @@ class GANStep:
                 l_emo_g = F.cross_entropy(emo.float(), target)
                 l_ide_g = F.cross_entropy(ide.float(), subject)
                 loss_g = l_adv_g + c.lambda_emo * l_emo_g + c.lambda_ide * l_ide_g
+                if paired:
+                    l_rec = (fake.float() - real.float()).abs().mean()
+                    loss_g = loss_g + c.lambda_rec * l_rec
             self.optimizers["G"].zero_grad(set_to_none=True)
             loss_g.backward()
         self.optimizers["G"].step()
         return {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "g_adv": l_adv_g.item(),
                 "g_emo": l_emo_g.item(), "g_ide": l_ide_g.item(), "d_emo": l_emo_d.item(),
-                "d_ide": l_ide_d.item()}
+                "d_ide": l_ide_d.item(), **({"g_rec": l_rec.item()} if paired else {})}
 
     @torch.no_grad()
     def preview(self, sample_model: nn.ModuleDict, x_ref: torch.Tensor, emotions: torch.Tensor,

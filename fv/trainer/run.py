@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from fv.engine.checkpoint import LAST, expect_setting, load_model_state, read_checkpoint
-from fv.engine.config import DIFFUSION_SETTINGS, check_setting, default_config
+from fv.engine.config import DIFFUSION_SETTINGS, GAN_LOSS_WEIGHTS, check_setting, default_config
 from fv.trainer import distributed
 from fv.trainer.ema import EMA
 from fv.trainer.loop import Trainer
@@ -33,8 +33,15 @@ def train_setting(setting: str, data: Path, run_dir: Path | None = None, runs_ro
         ckpt = read_checkpoint(init)
         expect_setting(ckpt, setting)
         model = ckpt.config.model
-        if setting in DIFFUSION_SETTINGS and model.motion_source == "gru":
+        swap_gru = (setting in DIFFUSION_SETTINGS and model.motion_source == "gru"
+                    and motion_checkpoint is not None)
+        if swap_gru:                            # fine-tune the U-Net on another frozen GRU's codes
+            from fv.trainer.diffusion_step import attach_motion_source
+            model = attach_motion_source(config.replace(model=model), motion_checkpoint).model
+        elif setting in DIFFUSION_SETTINGS and model.motion_source == "gru":
             model = dataclasses.replace(model, motion_from=str(init))
+        elif setting not in DIFFUSION_SETTINGS:  # the loss weights are the requested preset's
+            model = dataclasses.replace(model, **{k: getattr(config.model, k) for k in GAN_LOSS_WEIGHTS})
         config = config.replace(model=model)
     elif setting in DIFFUSION_SETTINGS and fresh:
         from fv.trainer.diffusion_step import attach_motion_source
@@ -44,6 +51,8 @@ def train_setting(setting: str, data: Path, run_dir: Path | None = None, runs_ro
     if ckpt is not None:
         _fresh_subject_head(trainer.model, ckpt, log)
         load_model_state(trainer.model, ckpt)
+        if swap_gru:
+            trainer.step.initialize(trainer.data, log)   # the frozen GRU from --motion-checkpoint
         ema = ckpt.section("ema")
         if ema:
             trainer.ema.load(ema)

@@ -1,0 +1,59 @@
+"""Fine-tuning (`fv train SETTING --init CKPT`): the architecture comes from the checkpoint, the loss
+weights from the requested preset, and for onlyDM / EM-DM `--motion-checkpoint` swaps the frozen GRU."""
+
+import dataclasses
+from pathlib import Path
+
+import torch
+
+from fv.engine.checkpoint import read_checkpoint
+from fv.trainer.diffusion_step import attach_motion_source
+from fv.trainer.loop import Trainer
+from fv.trainer.run import train_setting
+from tests.export.conftest import tiny_config
+from tests.tiny import tiny_gan_config
+
+QUIET = dict(progress=False, log=lambda m: None)
+ONE_STEP = dict(steps=1, batch_size=2, sample_every=0, log_every=1)
+
+
+def _gru(data, run: Path, seed: int) -> Path:
+    return Trainer(tiny_gan_config("baseline", steps=1, seed=seed), data, run, **QUIET).fit()
+
+
+def _r_weights(ckpt: Path, prefix: str) -> torch.Tensor:
+    return read_checkpoint(ckpt).section(prefix)["R.cell.weight_hh"]
+
+
+def test_fine_tune_keeps_or_swaps_the_frozen_gru(tiny_data, tmp_path):
+    gru_a, gru_b = _gru(tiny_data, tmp_path / "a", 1), _gru(tiny_data, tmp_path / "b", 2)
+    assert not torch.equal(_r_weights(gru_a, "ema"), _r_weights(gru_b, "ema"))
+    cfg = tiny_config("onlyDM")
+    cfg = cfg.replace(model=dataclasses.replace(cfg.model, unet=dataclasses.replace(cfg.model.unet, image_size=64)),
+                      train=dataclasses.replace(cfg.train, **ONE_STEP))
+    dm = Trainer(attach_motion_source(cfg, gru_a), tiny_data, tmp_path / "dm", **QUIET).fit()
+    torch.testing.assert_close(_r_weights(dm, "model"), _r_weights(gru_a, "ema"))
+
+    kept = train_setting("onlyDM", tiny_data, run_dir=tmp_path / "ft_keep", overrides=dict(ONE_STEP, lr=0.0),
+                         resume=False, init=dm, **QUIET)
+    torch.testing.assert_close(_r_weights(kept, "model"), _r_weights(gru_a, "ema"))
+
+    swapped = train_setting("onlyDM", tiny_data, run_dir=tmp_path / "ft_swap", overrides=dict(ONE_STEP, lr=0.0),
+                            resume=False, init=dm, motion_checkpoint=gru_b, **QUIET)
+    out = read_checkpoint(swapped)
+    torch.testing.assert_close(out.section("model")["R.cell.weight_hh"], _r_weights(gru_b, "ema"))
+    assert out.config.model.motion_from == str(gru_b)
+    # the U-Net is the initial checkpoint's (lr 0: unchanged by the step)
+    torch.testing.assert_close(out.section("model")["unet.out.2.weight"],
+                               read_checkpoint(dm).section("model")["unet.out.2.weight"])
+
+
+def test_fine_tune_takes_the_loss_weights_of_the_preset(tiny_data, tmp_path):
+    cfg = tiny_gan_config("baseline", steps=1)
+    cfg = cfg.replace(model=dataclasses.replace(cfg.model, lambda_rec=0.0, lambda_emo=3.0))
+    start = Trainer(cfg, tiny_data, tmp_path / "start", **QUIET).fit()
+    out = train_setting("baseline", tiny_data, run_dir=tmp_path / "ft", overrides=ONE_STEP, resume=False,
+                        init=start, **QUIET)
+    model = read_checkpoint(out).config.model
+    assert (model.lambda_rec, model.lambda_emo) == (10.0, 1.0)      # the demo preset's
+    assert (model.gen_ch, model.dim_z_content) == (4, 8)             # the checkpoint's architecture
