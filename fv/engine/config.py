@@ -139,8 +139,8 @@ def default_config(setting: str, preset: str = "demo", **train_overrides) -> Run
         model = GANConfig(emotion_in_gru=(setting == "onlyEM"))
         if preset == "demo":
             model = dataclasses.replace(model, gen_ch=16, disc_ch=16, dim_z_content=32, disc_spectral_norm=True,
-                                        lambda_rec=10.0)
-            train = TrainConfig(steps=3000, batch_size=8, lr=2e-4, sample_every=250, ckpt_every=250,
+                                        lambda_rec=100.0)
+            train = TrainConfig(steps=3000, batch_size=8, lr=5e-4, sample_every=250, ckpt_every=250,
                                 ema_decay=0.995)
         else:
             model = dataclasses.replace(model, gen_ch=64, disc_ch=64, dim_z_content=128)
