@@ -52,7 +52,7 @@ def train_setting(setting: str, data: Path, run_dir: Path | None = None, runs_ro
         _fresh_subject_head(trainer.model, ckpt, log)
         load_model_state(trainer.model, ckpt)
         if swap_gru:
-            trainer.step.initialize(trainer.data, log)   # the frozen GRU from --motion-checkpoint
+            trainer.step.initialize(trainer.data, lambda m: None)   # again: load_model_state put the old GRU back
         ema = ckpt.section("ema")
         if ema:
             trainer.ema.load(ema)
