@@ -39,17 +39,19 @@ def run_demo(out: Path = Path("demo_out"), baseline_steps: int = 60, dm_steps: i
         make_synthetic(data, progress=progress)
     runs = out / "runs"
     ckpts = {}
-    for setting, steps, extra in (("baseline", baseline_steps, {}),
-                                  ("onlyDM", dm_steps, {"motion_checkpoint": runs / "baseline" / "last.safetensors"})):
+    for setting, steps in (("baseline", baseline_steps), ("onlyDM", dm_steps)):
         init = shipped_checkpoint(setting)
         how = f"fine-tuning the shipped {init.name}" if init else "from scratch (no shipped checkpoint)"
         log(f"[demo] {'2' if setting == 'baseline' else '3'}/4 train {setting}: {steps} steps, {how}")
         overrides = dict(steps=steps, ckpt_every=steps, sample_every=0, log_every=10)
+        motion = None          # a shipped onlyDM keeps the GRU it was trained with
         if init is not None:   # a gentle fine-tune (fresh optimiser state): a tenth of the preset's lr
-            extra = {}         # and the shipped onlyDM keeps the GRU it was trained with
             overrides["lr"] = default_config(setting, "demo").train.lr * FINE_TUNE_LR
+        elif setting == "onlyDM":
+            motion = runs / "baseline" / "last.safetensors"
         ckpts[setting] = train_setting(setting, data, run_dir=runs / setting, overrides=overrides,
-                                       resume=False, init=init, progress=progress, log=log, **extra)
+                                       resume=False, init=init, motion_checkpoint=motion, progress=progress,
+                                       log=log)
     log("[demo] 4/4 render the six emotions for held-out test faces")
     test = load_split(data, "test")
     rows = [i * (len(test) // n_faces) for i in range(n_faces)]

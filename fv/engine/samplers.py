@@ -305,11 +305,7 @@ def sample(eps_fn: EpsFn, x_T: torch.Tensor, schedule: DiffusionSchedule, sample
         if len(noise) != b or noise.shape != tuple(x_T.shape[1:]):
             raise SamplerError(f"noise source gives [{len(noise)}, {', '.join(map(str, noise.shape))}] "
                                f"but x_T is {list(x_T.shape)}")
-    pairs = timestep_pairs(schedule.num_steps, steps)
-    if start_t is not None:
-        pairs = [p for p in pairs if p[0] <= start_t]
-        if not pairs:
-            raise SamplerError(f"start_t={start_t} keeps none of the visited timesteps")
+    pairs = _pairs_from(schedule.num_steps, steps, start_t)
     indices = range(len(pairs))
     if progress:
         from rich.progress import track
@@ -329,10 +325,16 @@ def sample(eps_fn: EpsFn, x_T: torch.Tensor, schedule: DiffusionSchedule, sample
     return x
 
 
+def _pairs_from(num_steps: int, steps: int | str, start_t: int | None) -> list[tuple[int, int]]:
+    """The (t, t_prev) pairs `sample` visits: those of the respacing at or below start_t."""
+    pairs = timestep_pairs(num_steps, steps)
+    if start_t is not None:
+        pairs = [p for p in pairs if p[0] <= start_t]
+        if not pairs:
+            raise SamplerError(f"start_t={start_t} keeps none of the visited timesteps")
+    return pairs
+
+
 def start_timestep(num_steps: int, steps: int | str, start_t: int | None) -> int:
     """The first timestep `sample` visits for this respacing and start_t (num_steps - 1 when None)."""
-    pairs = timestep_pairs(num_steps, steps)
-    kept = [t for t, _ in pairs if start_t is None or t <= start_t]
-    if not kept:
-        raise SamplerError(f"start_t={start_t} keeps none of the visited timesteps")
-    return kept[0]
+    return _pairs_from(num_steps, steps, start_t)[0][0]

@@ -50,9 +50,10 @@ def train_setting(setting: str, data: Path, run_dir: Path | None = None, runs_ro
                       schedule=overrides)
     if ckpt is not None:
         _fresh_subject_head(trainer.model, ckpt, log)
+        if swap_gru:        # keep the GRU the trainer loaded from --motion-checkpoint, not the checkpoint's
+            for k, v in trainer.model["R"].state_dict().items():
+                ckpt.tensors[f"model.R.{k}"] = v.detach().clone()
         load_model_state(trainer.model, ckpt)
-        if swap_gru:
-            trainer.step.initialize(trainer.data, lambda m: None)   # again: load_model_state put the old GRU back
         ema = ckpt.section("ema")
         if ema:
             trainer.ema.load(ema)
