@@ -241,3 +241,27 @@ def _same_shape(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str) -> N
                             f"got {list(a.shape)} and {list(b.shape)}")
     if a.dim() < 1:
         raise ScheduleError(f"{name_a} must have a batch dimension, got a scalar")
+
+
+# ---- what the process diffuses ------------------------------------------------------------------
+# "frame": x0 is the frame itself (thesis 3.2). "residual" (fv's, the demo preset): x0 is the frame
+# minus the neutral reference x_ref, so identity and colours are carried by x_ref exactly and the
+# network only has to produce the expression's change. The trainer encodes with `encode_target`, every
+# sampling loop decodes with `decode_target`; nothing else differs.
+TARGETS = ("frame", "residual")
+
+
+def check_target(target: str) -> str:
+    if target not in TARGETS:
+        raise ValueError(f"diffusion target must be one of {TARGETS}, got {target!r}")
+    return target
+
+
+def encode_target(frames: torch.Tensor, x_ref: torch.Tensor, target: str) -> torch.Tensor:
+    """Frames [..., 3, H, W] -> the tensor the process diffuses; x_ref broadcasts against frames."""
+    return frames - x_ref if check_target(target) == "residual" else frames
+
+
+def decode_target(x0: torch.Tensor, x_ref: torch.Tensor, target: str) -> torch.Tensor:
+    """Inverse of `encode_target`."""
+    return x0 + x_ref if check_target(target) == "residual" else x0

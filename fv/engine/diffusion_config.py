@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from fv.engine.config import GANConfig, TrainConfig
+from fv.engine.diffusion import check_target
 from fv.engine.models.unet import UNetConfig
 
 MOTION_SOURCES = ("gru", "retrieved")
@@ -33,8 +34,15 @@ class DiffusionConfig:
     sample_steps: int = 50
     eta: float = 0.0
     guidance: float = 2.0
+    # what the process diffuses (fv.engine.diffusion.TARGETS): "frame" (the thesis) or "residual", the
+    # frame minus the neutral reference (fv's demo preset: identity and colour come from x_ref exactly)
+    target: str = "frame"
     ref_strength: float = 0.5          # start sampling from the reference noised to t = 0.5 (L-1) (fv's demo
                                        # choice, SampleOptions.ref_strength); the thesis preset uses 1.0
+
+
+    def __post_init__(self):
+        check_target(self.target)
 
 
 def diffusion_preset(setting: str, preset: str) -> tuple[DiffusionConfig, TrainConfig]:
@@ -43,7 +51,7 @@ def diffusion_preset(setting: str, preset: str) -> tuple[DiffusionConfig, TrainC
     if preset == "demo":
         model = DiffusionConfig(unet=UNetConfig.demo(motion_dim=motion_dim), motion_source=source,
                                 batch_mode="random_frames", frames_per_video=8, mix_warmup=500,
-                                sample_steps=25)
+                                sample_steps=25, target="residual")
         train = TrainConfig(steps=6000, batch_size=8, lr=2e-3, grad_clip=1.0, sample_every=500,
                             ckpt_every=250, ema_decay=0.995)
     else:

@@ -234,7 +234,7 @@ class Engine:
             tick()
             return eps
         return sample_frames(denoise, self.schedule, ref_feats, windows, emotions, seeds, self.options,
-                             (3, self.image_size, self.image_size), x_ref=x_ref)
+                             (3, self.image_size, self.image_size), x_ref=x_ref, target=self.config.model.target)
 
 
 def _sample_options(m, sampler, steps, eta, guidance, frame_noise="video", ref_strength=None) -> SampleOptions:

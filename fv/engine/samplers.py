@@ -29,15 +29,24 @@ class NoiseSourceError(ValueError):
     pass
 
 
+# clip of the predicted x0: none, [-c, c], or elementwise [lo, hi] (tensors broadcasting against x_t)
+Clip = float | tuple[torch.Tensor, torch.Tensor] | None
+
+
 # ---- one step ---------------------------------------------------------------------------------
 
 def _x0_hat(schedule: DiffusionSchedule, x_t: torch.Tensor, eps: torch.Tensor, t: TimeLike,
-            clip_x0: float | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """x0_hat from eq. 3.2, optionally clipped to [-c, c]; eps is re-derived from the clipped x0 so
-    the step stays consistent with it (as guided-diffusion does)."""
+            clip_x0: Clip) -> tuple[torch.Tensor, torch.Tensor]:
+    """x0_hat from eq. 3.2, optionally clipped: to [-c, c] for a number c, or elementwise to [lo, hi]
+    for a pair of tensors broadcasting against x_t (a residual target's bounds, -1 - x_ref and 1 - x_ref);
+    eps is re-derived from the clipped x0 so the step stays consistent with it (as guided-diffusion does)."""
     x0 = schedule.predict_x0(x_t, eps, t)
     if clip_x0 is not None:
-        x0 = x0.clamp(-clip_x0, clip_x0)
+        if isinstance(clip_x0, tuple):
+            lo, hi = (b.to(x0.device, x0.dtype) for b in clip_x0)
+            x0 = torch.maximum(torch.minimum(x0, hi), lo)
+        else:
+            x0 = x0.clamp(-clip_x0, clip_x0)
         eps = schedule.predict_eps(x_t, x0, t)
     return x0, eps
 
@@ -51,7 +60,7 @@ def _with_noise(x: torch.Tensor, std: torch.Tensor, noise: torch.Tensor | None) 
 
 
 def ddpm_step(schedule: DiffusionSchedule, x_t: torch.Tensor, eps: torch.Tensor, t: TimeLike,
-              t_prev: TimeLike, noise: torch.Tensor | None, clip_x0: float | None = None) -> torch.Tensor:
+              t_prev: TimeLike, noise: torch.Tensor | None, clip_x0: Clip = None) -> torch.Tensor:
     """Ancestral step x_t -> x_{t_prev} ~ N(posterior mean, beta-tilde) with x0_hat from eps.
 
     Ho et al. 2020 Alg. 2 / eqs. 6-7 with the "fixed small" variance sigma^2 = beta-tilde, the
@@ -71,7 +80,7 @@ def ddpm_step(schedule: DiffusionSchedule, x_t: torch.Tensor, eps: torch.Tensor,
 
 def ddim_step(schedule: DiffusionSchedule, x_t: torch.Tensor, eps: torch.Tensor, t: TimeLike,
               t_prev: TimeLike, eta: float, noise: torch.Tensor | None,
-              clip_x0: float | None = None) -> torch.Tensor:
+              clip_x0: Clip = None) -> torch.Tensor:
     """DDIM step (Song et al. 2021, eq. 12 with sigma from eq. 16).
 
         sigma  = eta sqrt((1 - abar_prev) / (1 - abar_t)) sqrt(1 - abar_t / abar_prev)      (eq. 16)
@@ -283,7 +292,7 @@ def _clone(g: torch.Generator) -> torch.Generator:
 
 def sample(eps_fn: EpsFn, x_T: torch.Tensor, schedule: DiffusionSchedule, sampler: str = "ddpm",
            steps: int | str = 1000, eta: float = 0.0, noise: NoiseSource | None = None,
-           clip_x0: float | None = None, progress: bool = False, start_t: int | None = None) -> torch.Tensor:
+           clip_x0: Clip = None, progress: bool = False, start_t: int | None = None) -> torch.Tensor:
     """Run the reverse process from x_T [B, ...] to x_0 with any eps_fn(x_t, t) -> eps.
 
     start_t: skip the visited timesteps above it; x_T is then the sample at the first one kept,

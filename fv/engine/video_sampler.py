@@ -14,7 +14,7 @@ from typing import Callable
 
 import torch
 
-from fv.engine.diffusion import DiffusionSchedule
+from fv.engine.diffusion import DiffusionSchedule, check_target, decode_target, encode_target
 from fv.engine.gan_sampling import per_sample_motion_inputs
 from fv.engine.labels import N_FRAMES, one_hot
 from fv.engine.models.mixer import motion_windows
@@ -105,10 +105,15 @@ def torch_denoiser(unet) -> Callable:
 
 def sample_frames(denoiser: Callable, schedule: DiffusionSchedule, ref_feats: tuple[torch.Tensor, ...],
                   windows: torch.Tensor, emotions: torch.Tensor, seeds: list[int], opts: SampleOptions,
-                  image_shape=(3, 64, 64), progress: bool = False, x_ref: torch.Tensor | None = None) -> torch.Tensor:
+                  image_shape=(3, 64, 64), progress: bool = False, x_ref: torch.Tensor | None = None,
+                  target: str = "frame") -> torch.Tensor:
     """ref_feats [N, ...] per video, windows [N, T, W, D], emotions [N] -> videos [N, T, 3, H, W].
-    x_ref [N, 3, H, W] (the neutral faces) is needed when opts.ref_strength < 1."""
+    x_ref [N, 3, H, W] (the neutral faces) is needed when opts.ref_strength < 1 or target is "residual"
+    (the process then runs on frame - x_ref, fv.engine.diffusion.encode_target, and x_ref is added back)."""
     N, T = windows.shape[:2]
+    if check_target(target) == "residual" and x_ref is None:
+        raise ValueError("a residual target is decoded against the reference: pass x_ref")
+    ref_x = None if x_ref is None else x_ref.unsqueeze(1)                   # [N, 1, 3, H, W]
     dev = windows.device
     ref = tuple(f.repeat_interleave(T, 0) for f in ref_feats)               # [N*T, ...]
     win = windows.reshape(N * T, *windows.shape[2:])                        # [N*T, W, D]
@@ -145,10 +150,14 @@ def sample_frames(denoiser: Callable, schedule: DiffusionSchedule, ref_feats: tu
             raise ValueError("ref_strength < 1 starts from the reference: pass x_ref")
         start_t = int(round(opts.ref_strength * (schedule.num_steps - 1)))
         t0 = start_timestep(schedule.num_steps, opts.steps, start_t)
-        x0 = x_ref.to(x_T.dtype).unsqueeze(1).expand(-1, T, *image_shape)
+        x0 = encode_target(ref_x.to(x_T.dtype), ref_x.to(x_T.dtype), target).expand(-1, T, *image_shape)
         x_T = schedule.add_noise(x0, x_T, t0)
-    return sample(eps_fn, x_T, schedule, opts.sampler, opts.steps, opts.eta, noise,
-                  clip_x0=opts.clip_x0, progress=progress, start_t=start_t)
+    clip = opts.clip_x0
+    if clip is not None and target == "residual":                          # the frame's [-c, c], shifted
+        clip = (-clip - ref_x, clip - ref_x)
+    x0 = sample(eps_fn, x_T, schedule, opts.sampler, opts.steps, opts.eta, noise,
+                clip_x0=clip, progress=progress, start_t=start_t)
+    return x0 if target == "frame" else decode_target(x0, ref_x.to(x0.dtype), target)
 
 
 @torch.no_grad()
@@ -164,4 +173,5 @@ def sample_diffusion_videos(model: torch.nn.ModuleDict, config, x_ref: torch.Ten
     codes = motion_codes(model, emotions, seeds, dev)
     windows = motion_windows(codes, config.unet.window)
     return sample_frames(torch_denoiser(unet), schedule, unet.encode_reference(x_ref), windows, emotions,
-                         seeds, opts, tuple(x_ref.shape[1:]), progress, x_ref=x_ref)
+                         seeds, opts, tuple(x_ref.shape[1:]), progress, x_ref=x_ref,
+                         target=config.target)

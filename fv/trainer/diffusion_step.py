@@ -25,7 +25,7 @@ from torch import nn
 from fv.data.layout import VideoSplit
 from fv.engine.checkpoint import CheckpointError, expect_setting, read_checkpoint
 from fv.engine.config import RunConfig
-from fv.engine.diffusion import DiffusionSchedule
+from fv.engine.diffusion import DiffusionSchedule, encode_target
 from fv.engine.gan_sampling import motion_inputs
 from fv.engine.labels import one_hot
 from fv.engine.models.mixer import motion_windows
@@ -125,6 +125,7 @@ class DiffusionStep:
         rows = torch.arange(B)[:, None].expand(B, k)
         frames, rows = frames.to(self.device), rows.to(self.device)
         x0 = video[rows, frames].reshape(B * k, *video.shape[2:])                        # [B*k, 3, H, W]
+        x0 = encode_target(x0, video[:, 0].repeat_interleave(k, 0), c.target)           # frame or frame - x_ref
         win = windows[rows, frames].reshape(B * k, *windows.shape[2:])                   # [B*k, W, D]
         keep = (torch.rand(B, generator=gen) >= c.p_uncond).float().to(self.device)      # guidance dropout
         keep_f = keep.repeat_interleave(k)

@@ -81,6 +81,7 @@ def ckpts(tmp_path_factory):
     return {"baseline": tiny_gan_checkpoint(d / "baseline.safetensors"),
             "onlyEM": tiny_gan_checkpoint(d / "onlyEM.safetensors", "onlyEM", seed=1),
             "onlyDM": tiny_diffusion_checkpoint(d / "onlyDM.safetensors"),
+            "onlyDM-residual": tiny_diffusion_checkpoint(d / "onlyDM_res.safetensors", target="residual"),
             "EM-DM": tiny_diffusion_checkpoint(d / "EM-DM.safetensors", "EM-DM", seed=2),
             "both_retrievedMcs": tiny_diffusion_checkpoint(d / "both.safetensors", "both_retrievedMcs", seed=3)}
 
@@ -152,17 +153,20 @@ def test_diffusion_chunking_changes_nothing(ckpts):
     assert np.abs(to_uint8_video(a).astype(int) - to_uint8_video(b).astype(int)).max() <= 1
 
 
-@pytest.mark.parametrize("frame_noise", ["video", "frame"])
-def test_one_ddim_step_matches_the_hand_formula(ckpts, frame_noise):
+@pytest.mark.parametrize("frame_noise,target", [("video", "frame"), ("frame", "frame"), ("video", "residual")])
+def test_one_ddim_step_matches_the_hand_formula(ckpts, frame_noise, target):
     """One DDIM step from t = L-1 to clean data: x0 = clip((x_T - sqrt(1 - abar) eps) / sqrt(abar)) with
     eps = eps_u + g (eps_c - eps_u), x_T = the request's first N(0, I) draw (its own CPU generator): one
-    [3, S, S] image shared by the 32 frames ("video") or [32, 3, S, S] ("frame")."""
+    [3, S, S] image shared by the 32 frames ("video") or [32, 3, S, S] ("frame"). A residual target
+    diffuses frame - x_ref: the frame is x_ref + that x0, clipped so the frame stays in [-1, 1]."""
     g, seed, emotion = 3.0, 21, 3
-    eng = Engine(ckpts["onlyDM"], sampler="ddim", steps=1, guidance=g, frame_noise=frame_noise)
+    name = "onlyDM" if target == "frame" else "onlyDM-residual"
+    eng = Engine(ckpts[name], sampler="ddim", steps=1, guidance=g, frame_noise=frame_noise)
     x = faces(1, S, seed=4)
     out = eng.sample(x, [emotion], [seed])[0]                                # [T, 3, S, S]
 
-    config, model = load_checkpoint(ckpts["onlyDM"])
+    config, model = load_checkpoint(ckpts[name])
+    assert config.model.target == target
     unet, R = model["unet"], model["R"]
     gen = torch.Generator().manual_seed(seed)
     x_T = (torch.randn(1, 3, S, S, generator=gen).expand(32, -1, -1, -1) if frame_noise == "video"
@@ -177,8 +181,11 @@ def test_one_ddim_step_matches_the_hand_formula(ckpts, frame_noise):
         eps_u = unet.denoise(x_T, ref, t, torch.zeros_like(win), torch.zeros(32, 7))
     eps = eps_u + g * (eps_c - eps_u)
     abar = float(torch.prod(1 - torch.linspace(1e-4, 0.02, 100, dtype=torch.float64)))
-    want = ((x_T - (1 - abar) ** 0.5 * eps) / abar ** 0.5).clamp(-1, 1)
+    x0 = (x_T - (1 - abar) ** 0.5 * eps) / abar ** 0.5
+    want = x0.clamp(-1, 1) if target == "frame" else (x[0] + x0).clamp(-1, 1)
     torch.testing.assert_close(out, want, atol=1e-4, rtol=0)
+    if target == "residual":  # x_ref shows through: not the frame formula
+        assert (out - x0.clamp(-1, 1)).abs().max() > 0.1
 
 
 def test_retrieved_codes_are_training_trajectories_of_the_target_emotion(ckpts):

@@ -360,3 +360,41 @@ def test_ref_strength_starts_from_the_noised_reference():
     with pytest.raises(ValueError, match="x_ref"):
         sample_frames(denoiser, sched, (torch.zeros(2, 1),), windows, emotions, [7, 8],
                       SampleOptions("ddim", 20, 0.0, 1.0, ref_strength=0.5), shape)
+
+
+@pytest.mark.parametrize("ref_strength", [1.0, 0.5])
+def test_residual_target_is_decoded_against_the_reference(ref_strength):
+    """target "residual": the process runs on frame - x_ref and x_ref is added back. With the exact eps of a
+    constant x0 = r, DDIM (eta 0) returns x0 = r at every step, so the video is x_ref + r, clipped elementwise
+    so the frame stays in [-1, 1] ("frame" would give r itself). An SDEdit start noises the residual of the
+    reference itself, zero: the first input is sqrt(1 - abar_t0) x_T."""
+    from fv.engine.samplers import start_timestep
+    from fv.engine.video_sampler import SampleOptions, sample_frames
+    sched = DiffusionSchedule(100)
+    T, shape, r = 3, (3, 8, 8), 0.3
+    x_ref = torch.rand(2, *shape) * 2 - 1
+    windows, emotions = torch.randn(2, T, 3, 2), torch.tensor([1, 2])
+    calls = []
+
+    def denoiser(x_t, t, motion, emotion, ref):  # exact eps for x0 = r
+        calls.append(x_t.clone())
+        ab = sched.abar(t, x_t).float()
+        return (x_t - ab.sqrt() * r) / (1 - ab).sqrt()
+    opts = SampleOptions("ddim", 10, 0.0, 1.0, ref_strength=ref_strength)
+    out = {tgt: sample_frames(denoiser, sched, (torch.zeros(2, 1),), windows, emotions, [7, 8], opts, shape,
+                              x_ref=x_ref, target=tgt) for tgt in ("frame", "residual")}
+    torch.testing.assert_close(out["frame"], torch.full((2, T, *shape), r), atol=1e-4, rtol=0)
+    want = (x_ref + r).clamp(-1, 1).unsqueeze(1).expand(-1, T, *shape)
+    torch.testing.assert_close(out["residual"], want, atol=1e-4, rtol=0)
+    assert (x_ref + r > 1).any()                       # the clip was exercised
+    if ref_strength < 1:
+        t0 = start_timestep(100, 10, round(ref_strength * 99))
+        x_T = torch.stack([torch.randn(1, *shape, generator=torch.Generator().manual_seed(k)) for k in (7, 8)])
+        first = (1 - sched.abar(t0, x_T)).sqrt().float() * x_T.expand(-1, T, *shape)
+        torch.testing.assert_close(calls[len(calls) // 2], first.reshape(2 * T, *shape), atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="x_ref"):
+        sample_frames(denoiser, sched, (torch.zeros(2, 1),), windows, emotions, [7, 8], opts, shape,
+                      target="residual")
+    with pytest.raises(ValueError, match="target"):
+        sample_frames(denoiser, sched, (torch.zeros(2, 1),), windows, emotions, [7, 8], opts, shape,
+                      x_ref=x_ref, target="delta")

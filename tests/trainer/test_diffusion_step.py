@@ -3,6 +3,7 @@
 import contextlib
 import dataclasses
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -13,9 +14,10 @@ from fv.trainer.diffusion_step import DiffusionStep
 from tests.export.conftest import tiny_config
 
 
-def _step_and_record(p_uncond=0.0):
+def _step_and_record(p_uncond=0.0, target="frame"):
     cfg = tiny_config("onlyDM")
-    cfg = cfg.replace(model=dataclasses.replace(cfg.model, batch_mode="full_video", p_uncond=p_uncond))
+    cfg = cfg.replace(model=dataclasses.replace(cfg.model, batch_mode="full_video", p_uncond=p_uncond,
+                                                target=target))
     torch.manual_seed(0)
     model = build_model(cfg)
     step = DiffusionStep(cfg, model, torch.device("cpu"), contextlib.nullcontext)
@@ -36,8 +38,11 @@ def _step_and_record(p_uncond=0.0):
     return step, video, seen, losses
 
 
-def test_noisy_inputs_are_the_schedules_add_noise():
-    step, video, seen, losses = _step_and_record()
+@pytest.mark.parametrize("target", ["frame", "residual"])
+def test_noisy_inputs_are_the_schedules_add_noise(target):
+    step, video, seen, losses = _step_and_record(target=target)
+    if target == "residual":                              # frame - x_ref, x_ref = the video's first frame
+        video = video - video[:, :1]
     x0 = video.reshape(64, 3, 32, 32)                     # full_video: every frame, in order
     sched = step.schedule                                 # the samplers' DiffusionSchedule
     eps = sched.predict_eps(seen["x_t"], x0, seen["t"])   # invert x_t = sqrt(ab) x0 + sqrt(1-ab) eps
