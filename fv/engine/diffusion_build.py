@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from fv.engine.config import RunConfig
+from fv.engine.diffusion import DiffusionSchedule
 from fv.engine.models.unet import ConditionalUNet
 
 
@@ -37,7 +38,8 @@ def build_diffusion_model(config: RunConfig) -> nn.ModuleDict:
     from fv.engine.build import build_motion
 
     m = config.model
-    mods = {"unet": ConditionalUNet(m.unet)}
+    schedule = DiffusionSchedule(m.num_steps, m.beta_start, m.beta_end)
+    mods = {"unet": ConditionalUNet(m.unet, schedule)}
     if m.motion_source == "gru":
         if m.motion is None:
             raise ValueError("a gru-driven diffusion config needs the GRU's config (motion)")

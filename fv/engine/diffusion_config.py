@@ -49,7 +49,7 @@ def diffusion_preset(setting: str, preset: str) -> tuple[DiffusionConfig, TrainC
     source = "retrieved" if setting == "both_retrievedMcs" else "gru"
     motion_dim = 16 if source == "retrieved" else 10
     if preset == "demo":
-        model = DiffusionConfig(unet=UNetConfig.demo(motion_dim=motion_dim), motion_source=source,
+        model = DiffusionConfig(unet=UNetConfig.demo(motion_dim=motion_dim, x_skip=True), motion_source=source,
                                 batch_mode="random_frames", frames_per_video=8, mix_warmup=500,
                                 sample_steps=25, target="residual")
         train = TrainConfig(steps=6000, batch_size=8, lr=2e-3, grad_clip=1.0, sample_every=500,

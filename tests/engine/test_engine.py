@@ -36,16 +36,17 @@ def tiny_gan_checkpoint(path, setting="baseline", seed=0):
     return save_checkpoint(path, cfg, 1, state_tensors("model", model.state_dict()))
 
 
-def tiny_unet(motion_dim=10) -> UNetConfig:
+def tiny_unet(motion_dim=10, x_skip=False) -> UNetConfig:
     # 16 x 16 frames and 4 levels: the same engine logic as 64 x 64 at 1/16 of the CPU time
     return UNetConfig.demo(image_size=S, base_ch=4, ch_mult=(1, 1, 2, 2), groups=2, time_dim=16, mixer_depth=1,
-                           mixer_ch=8, mixer_hidden=16, face_ch=(4, 4, 4, 4), attn_heads=2, motion_dim=motion_dim)
+                           mixer_ch=8, mixer_hidden=16, face_ch=(4, 4, 4, 4), attn_heads=2, motion_dim=motion_dim,
+                           x_skip=x_skip)
 
 
-def tiny_diffusion_checkpoint(path, setting="onlyDM", seed=0, num_steps=100, **sampling):
+def tiny_diffusion_checkpoint(path, setting="onlyDM", seed=0, num_steps=100, x_skip=False, **sampling):
     retrieved = setting == "both_retrievedMcs"
     motion = None if retrieved else GANConfig(emotion_in_gru=setting == "EM-DM")
-    model_cfg = DiffusionConfig(unet=tiny_unet(16 if retrieved else 10), num_steps=num_steps,
+    model_cfg = DiffusionConfig(unet=tiny_unet(16 if retrieved else 10, x_skip), num_steps=num_steps,
                                 motion_source="retrieved" if retrieved else "gru", motion=motion,
                                 bank_size=12 if retrieved else 0, sample_steps=4,
                                 **{"ref_strength": 1.0, **sampling})
@@ -81,7 +82,9 @@ def ckpts(tmp_path_factory):
     return {"baseline": tiny_gan_checkpoint(d / "baseline.safetensors"),
             "onlyEM": tiny_gan_checkpoint(d / "onlyEM.safetensors", "onlyEM", seed=1),
             "onlyDM": tiny_diffusion_checkpoint(d / "onlyDM.safetensors"),
-            "onlyDM-residual": tiny_diffusion_checkpoint(d / "onlyDM_res.safetensors", target="residual"),
+            # the demo preset's kind: residual target, x_t path in the U-Net's output
+            "onlyDM-residual": tiny_diffusion_checkpoint(d / "onlyDM_res.safetensors", target="residual",
+                                                         x_skip=True),
             "EM-DM": tiny_diffusion_checkpoint(d / "EM-DM.safetensors", "EM-DM", seed=2),
             "both_retrievedMcs": tiny_diffusion_checkpoint(d / "both.safetensors", "both_retrievedMcs", seed=3)}
 
@@ -260,12 +263,12 @@ def _ort_available():
         pytest.skip(f"ONNX Runtime backend or exporter not available: {e}")
 
 
-@pytest.mark.parametrize("setting", ["baseline", "onlyDM"])
+@pytest.mark.parametrize("setting", ["baseline", "onlyDM", "onlyDM-residual"])
 def test_onnxruntime_engine_matches_torch(ckpts, tmp_path, setting):
     _ort_available()
     from fv.export.stages import export_checkpoint
     export_checkpoint(ckpts[setting], tmp_path)                            # what `fv export` writes
-    kw = dict(sampler="ddpm", steps=3, guidance=2.0) if setting == "onlyDM" else {}
+    kw = dict(sampler="ddpm", steps=3, guidance=2.0) if setting.startswith("onlyDM") else {}
     ort = Engine(ckpts[setting], backend="onnxruntime", artifacts_dir=tmp_path, **kw)
     ref = Engine(ckpts[setting], **kw)
     assert {type(n.backend).__name__ for n in ort.nets.values()} == {"OrtBackend"}

@@ -252,3 +252,22 @@ def test_onnx_split_export_parity(tmp_path):
         out = den.run(None, {"x_t": x_t.numpy(), "t": t.numpy(), "motion": mo.numpy(), "emotion": e.numpy(),
                              **dict(zip(feat_names, f))})[0]
         assert np.abs(out - ref).max() < 1e-4
+
+
+def test_x_skip_adds_sqrt_one_minus_abar_times_x_t():
+    """x_skip: eps = sqrt(1 - abar_t) x_t + the plain network's output, abar from the linear schedule by hand
+    (float64 cumprod of 1 - beta); the coefficient follows the schedule the U-Net is built with."""
+    from fv.engine.diffusion import DiffusionSchedule
+    plain, skip = tiny(), tiny(x_skip=True)
+    skip.load_state_dict(plain.state_dict())               # the coefficient table is not a saved weight
+    x_t, x_ref, t, mo, e = inputs(3)
+    betas = np.linspace(1e-4, 0.02, 1000)
+    coef = np.sqrt(1 - np.cumprod(1 - betas))[t.numpy()]
+    with torch.no_grad():
+        diff = skip(x_t, x_ref, t, mo, e) - plain(x_t, x_ref, t, mo, e)
+    want = torch.from_numpy(coef).float().view(-1, 1, 1, 1) * x_t
+    torch.testing.assert_close(diff, want, atol=1e-5, rtol=1e-5)
+    short = ConditionalUNet(UNetConfig(**{**TINY, "x_skip": True}), DiffusionSchedule(100, 1e-3, 0.05))
+    coef100 = np.sqrt(1 - np.cumprod(1 - np.linspace(1e-3, 0.05, 100)))
+    np.testing.assert_allclose(short.skip_coef.numpy(), coef100, rtol=1e-4)  # float32 table
+    assert "skip_coef" not in skip.state_dict()

@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fv.engine.diffusion import DiffusionSchedule
+
 from .mixer import TemporalMixer
 
 
@@ -60,6 +62,10 @@ class UNetConfig:
     mixer_hidden: int = 128
     n_classes: int = 7
     face_ch: tuple[int, ...] = (16, 32, 32, 32)  # face-encoder width per level (len == len(ch_mult))
+    # eps = sqrt(1 - abar_t) x_t + network output (fv's; the x_t path of v-prediction, Salimans & Ho 2022).
+    # The network's GroupNorms hide an image's mean colour; without this path a small U-Net mispredicts
+    # the mean of the noise at high t and every video drifts in colour. False = plain eps (the thesis).
+    x_skip: bool = False
 
     def __post_init__(self) -> None:
         levels = len(self.ch_mult)
@@ -227,9 +233,13 @@ class FaceEncoder(nn.Module):
 class ConditionalUNet(nn.Module):
     """eps_theta(x_t, x_ref, t, motion window, emotion one-hot) -> predicted noise (thesis 3.2.2)."""
 
-    def __init__(self, cfg: UNetConfig):
+    def __init__(self, cfg: UNetConfig, schedule: DiffusionSchedule | None = None):
         super().__init__()
         self.cfg = cfg
+        if cfg.x_skip:  # sqrt(1 - abar_t) per timestep of the schedule the U-Net is trained on (not saved)
+            schedule = schedule or DiffusionSchedule()
+            self.register_buffer("skip_coef", (1.0 - schedule.alphas_cumprod).sqrt().float().cpu(),
+                                 persistent=False)
         E, G = cfg.time_dim, cfg.groups
         chs = [cfg.base_ch * m for m in cfg.ch_mult]
         self.face_encoder = FaceEncoder(cfg)
@@ -324,7 +334,10 @@ class ConditionalUNet(nn.Module):
                 k += 1
             if lvl > 0:
                 h = self.ups[i](F.interpolate(h, scale_factor=2.0, mode="nearest"))
-        return self.out(h)  # [B, 3, S, S]
+        eps = self.out(h)  # [B, 3, S, S]
+        if cfg.x_skip:
+            eps = eps + self.skip_coef.index_select(0, t).view(-1, 1, 1, 1).to(eps.dtype) * x_t
+        return eps
 
     # ---------------------------------------------------------------- input checks (eager mode only)
     def _check_inputs(self, x_t, ref_feats, t, motion, emotion) -> None:
