@@ -33,6 +33,10 @@ def train(
                                "(default: resume from its last.safetensors)."),
     ckpt_every: Optional[int] = typer.Option(None, help="Steps between checkpoints."),
     sample_every: Optional[int] = typer.Option(None, help="Steps between preview strips (0: never)."),
+    residual: bool = typer.Option(
+        False, "--residual", help="Diffusion settings, fresh run (fv's, experimental): diffuse the frame minus "
+        "the neutral face and give the U-Net's output an x_t path. Identity and colour stay exact; on the "
+        "demo preset it diverged after 950-2500 steps (see README)."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Train a setting of the thesis; resumable (re-run the same command to continue)."""
@@ -51,7 +55,8 @@ def train(
     data_dir = common.ensure_data(data or common.DATA, explicit=data is not None)
     path = train_setting(setting, data_dir, run_dir=run, runs_root=common.RUNS, preset=preset,
                          overrides=overrides, device=device, resume=not fresh, init=init,
-                         motion_checkpoint=motion_checkpoint, progress=progress, log=common.info)
+                         motion_checkpoint=motion_checkpoint, progress=progress, log=common.info,
+                         residual=residual)
     common.info(f"[fv] checkpoint: {path}")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from fv.engine.config import GANConfig, TrainConfig
@@ -34,8 +35,9 @@ class DiffusionConfig:
     sample_steps: int = 50
     eta: float = 0.0
     guidance: float = 2.0
-    # what the process diffuses (fv.engine.diffusion.TARGETS): "frame" (the thesis) or "residual", the
-    # frame minus the neutral reference (fv's demo preset: identity and colour come from x_ref exactly)
+    # what the process diffuses (fv.engine.diffusion.TARGETS): "frame" (the thesis, both presets) or
+    # "residual", the frame minus the neutral reference (fv's, `fv train --residual`, with UNetConfig.x_skip:
+    # identity and colour come from x_ref exactly)
     target: str = "frame"
     ref_strength: float = 0.5          # start sampling from the reference noised to t = 0.5 (L-1) (fv's demo
                                        # choice, SampleOptions.ref_strength); the thesis preset uses 1.0
@@ -45,13 +47,19 @@ class DiffusionConfig:
         check_target(self.target)
 
 
+def residual_variant(model: DiffusionConfig) -> DiffusionConfig:
+    """fv's identity-exact variant (`fv train --residual`): diffuse frame - x_ref, with the x_t path in the
+    U-Net's output (UNetConfig.x_skip) so the small U-Net does not tint whole videos."""
+    return dataclasses.replace(model, target="residual", unet=dataclasses.replace(model.unet, x_skip=True))
+
+
 def diffusion_preset(setting: str, preset: str) -> tuple[DiffusionConfig, TrainConfig]:
     source = "retrieved" if setting == "both_retrievedMcs" else "gru"
     motion_dim = 16 if source == "retrieved" else 10
     if preset == "demo":
-        model = DiffusionConfig(unet=UNetConfig.demo(motion_dim=motion_dim, x_skip=True), motion_source=source,
+        model = DiffusionConfig(unet=UNetConfig.demo(motion_dim=motion_dim), motion_source=source,
                                 batch_mode="random_frames", frames_per_video=8, mix_warmup=500,
-                                sample_steps=25, target="residual")
+                                sample_steps=25)
         train = TrainConfig(steps=6000, batch_size=8, lr=2e-3, grad_clip=1.0, sample_every=500,
                             ckpt_every=250, ema_decay=0.995)
     else:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from fv.engine.checkpoint import LAST, expect_setting, load_model_state, read_checkpoint
-from fv.engine.config import DIFFUSION_SETTINGS, GAN_LOSS_WEIGHTS, check_setting, default_config
+from fv.engine.config import DIFFUSION_SETTINGS, GAN_LOSS_WEIGHTS, ConfigError, check_setting, default_config
 from fv.trainer import distributed
 from fv.trainer.ema import EMA
 from fv.trainer.loop import Trainer
@@ -17,9 +17,16 @@ from fv.trainer.loop import Trainer
 def train_setting(setting: str, data: Path, run_dir: Path | None = None, runs_root: Path = Path("runs"),
                   preset: str = "demo", overrides: dict | None = None, device: str = "auto",
                   resume: bool = True, init: Path | None = None, motion_checkpoint: Path | None = None,
-                  progress: bool = True, log: Callable[[str], None] = print) -> Path:
+                  progress: bool = True, log: Callable[[str], None] = print, residual: bool = False) -> Path:
     setting = check_setting(setting)
     config = default_config(setting, preset, **(overrides or {}))
+    if residual:        # a fresh diffusion run only: a resumed or fine-tuned run keeps its checkpoint's target
+        if setting not in DIFFUSION_SETTINGS:
+            raise ConfigError(f"--residual is for the diffusion settings, not {setting}")
+        if init is not None:
+            raise ConfigError("--residual starts a fresh run; --init keeps the initial checkpoint's target")
+        from fv.engine.diffusion_config import residual_variant
+        config = config.replace(model=residual_variant(config.model))
     run_dir = Path(run_dir or Path(runs_root) / setting)
     if not resume and run_dir.exists():
         for p in list(run_dir.glob("*.safetensors")) + [run_dir / "metrics.jsonl"]:

@@ -60,3 +60,21 @@ def test_fine_tune_takes_the_loss_weights_of_the_preset(tiny_data, tmp_path):
     assert preset.lambda_rec > 0
     assert (model.lambda_rec, model.lambda_emo) == (preset.lambda_rec, preset.lambda_emo)   # the preset's
     assert (model.gen_ch, model.dim_z_content) == (4, 8)             # the checkpoint's architecture
+
+
+def test_residual_flag_starts_a_residual_run_and_refuses_what_it_cannot_do(tiny_data, tmp_path):
+    """`fv train onlyDM --residual`: the run's checkpoint records target "residual" and the U-Net's x_t path;
+    the preset itself stays the thesis' frame target. GAN settings and fine-tunes refuse it."""
+    import pytest
+    from fv.engine.config import ConfigError
+    gru = _gru(tiny_data, tmp_path / "g", 1)
+    assert default_config("onlyDM", "demo").model.target == "frame"
+    out = train_setting("onlyDM", tiny_data, run_dir=tmp_path / "res", overrides=ONE_STEP, resume=False,
+                        motion_checkpoint=gru, residual=True, **QUIET)
+    model = read_checkpoint(out).config.model
+    assert model.target == "residual" and model.unet.x_skip
+    with pytest.raises(ConfigError, match="diffusion"):
+        train_setting("baseline", tiny_data, run_dir=tmp_path / "b", overrides=ONE_STEP, residual=True, **QUIET)
+    with pytest.raises(ConfigError, match="init"):
+        train_setting("onlyDM", tiny_data, run_dir=tmp_path / "ft", overrides=ONE_STEP, init=out, residual=True,
+                      **QUIET)
