@@ -42,7 +42,6 @@ class DiffusionConfig:
     ref_strength: float = 0.5          # start sampling from the reference noised to t = 0.5 (L-1) (fv's demo
                                        # choice, SampleOptions.ref_strength); the thesis preset uses 1.0
 
-
     def __post_init__(self):
         check_target(self.target)
 

@@ -150,7 +150,8 @@ def sample_frames(denoiser: Callable, schedule: DiffusionSchedule, ref_feats: tu
             raise ValueError("ref_strength < 1 starts from the reference: pass x_ref")
         start_t = int(round(opts.ref_strength * (schedule.num_steps - 1)))
         t0 = start_timestep(schedule.num_steps, opts.steps, start_t)
-        x0 = encode_target(ref_x.to(x_T.dtype), ref_x.to(x_T.dtype), target).expand(-1, T, *image_shape)
+        r = ref_x.to(x_T.dtype)
+        x0 = encode_target(r, r, target).expand(-1, T, *image_shape)
         x_T = schedule.add_noise(x0, x_T, t0)
     clip = opts.clip_x0
     if clip is not None and target == "residual":                          # the frame's [-c, c], shifted

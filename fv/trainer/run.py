@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
+from fv.engine.backends.artifacts import read_config
 from fv.engine.checkpoint import LAST, expect_setting, load_model_state, read_checkpoint
 from fv.engine.config import DIFFUSION_SETTINGS, GAN_LOSS_WEIGHTS, ConfigError, check_setting, default_config
 from fv.trainer import distributed
@@ -33,6 +34,8 @@ def train_setting(setting: str, data: Path, run_dir: Path | None = None, runs_ro
             p.unlink(missing_ok=True)
         shutil.rmtree(run_dir / "samples", ignore_errors=True)
     fresh = not (run_dir / LAST).exists()
+    if residual and not fresh and read_config(run_dir / LAST).model.target != "residual":
+        raise ConfigError(f"{run_dir} holds a frame-target run: --residual needs --fresh or another --run-dir")
     ckpt = None
     if init is not None and fresh:
         # fine-tuning: the architecture comes from the initial checkpoint (a diffusion setting's frozen

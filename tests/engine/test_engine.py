@@ -82,7 +82,7 @@ def ckpts(tmp_path_factory):
     return {"baseline": tiny_gan_checkpoint(d / "baseline.safetensors"),
             "onlyEM": tiny_gan_checkpoint(d / "onlyEM.safetensors", "onlyEM", seed=1),
             "onlyDM": tiny_diffusion_checkpoint(d / "onlyDM.safetensors"),
-            # the demo preset's kind: residual target, x_t path in the U-Net's output
+            # what `fv train --residual` makes: residual target, x_t path in the U-Net's output
             "onlyDM-residual": tiny_diffusion_checkpoint(d / "onlyDM_res.safetensors", target="residual",
                                                          x_skip=True),
             "EM-DM": tiny_diffusion_checkpoint(d / "EM-DM.safetensors", "EM-DM", seed=2),

@@ -4,10 +4,11 @@ weights from the requested preset, and for onlyDM / EM-DM `--motion-checkpoint` 
 import dataclasses
 from pathlib import Path
 
+import pytest
 import torch
 
 from fv.engine.checkpoint import read_checkpoint
-from fv.engine.config import default_config
+from fv.engine.config import ConfigError, default_config
 from fv.trainer.diffusion_step import attach_motion_source
 from fv.trainer.loop import Trainer
 from fv.trainer.run import train_setting
@@ -64,15 +65,21 @@ def test_fine_tune_takes_the_loss_weights_of_the_preset(tiny_data, tmp_path):
 
 def test_residual_flag_starts_a_residual_run_and_refuses_what_it_cannot_do(tiny_data, tmp_path):
     """`fv train onlyDM --residual`: the run's checkpoint records target "residual" and the U-Net's x_t path;
-    the preset itself stays the thesis' frame target. GAN settings and fine-tunes refuse it."""
-    import pytest
-    from fv.engine.config import ConfigError
+    the preset itself stays the thesis' frame target. Resuming it with --residual continues it; GAN settings,
+    fine-tunes and resuming a frame-target run refuse it."""
     gru = _gru(tiny_data, tmp_path / "g", 1)
     assert default_config("onlyDM", "demo").model.target == "frame"
     out = train_setting("onlyDM", tiny_data, run_dir=tmp_path / "res", overrides=ONE_STEP, resume=False,
                         motion_checkpoint=gru, residual=True, **QUIET)
     model = read_checkpoint(out).config.model
     assert model.target == "residual" and model.unet.x_skip
+    assert train_setting("onlyDM", tiny_data, run_dir=tmp_path / "res", overrides=ONE_STEP, residual=True,
+                         **QUIET) == out                                   # resumed: already at its last step
+    frame = train_setting("onlyDM", tiny_data, run_dir=tmp_path / "frame", overrides=ONE_STEP,
+                          motion_checkpoint=gru, **QUIET)
+    assert read_checkpoint(frame).config.model.target == "frame"
+    with pytest.raises(ConfigError, match="--fresh"):
+        train_setting("onlyDM", tiny_data, run_dir=tmp_path / "frame", overrides=ONE_STEP, residual=True, **QUIET)
     with pytest.raises(ConfigError, match="diffusion"):
         train_setting("baseline", tiny_data, run_dir=tmp_path / "b", overrides=ONE_STEP, residual=True, **QUIET)
     with pytest.raises(ConfigError, match="init"):
