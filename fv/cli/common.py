@@ -48,10 +48,13 @@ def info(msg: str) -> None:
 def default_checkpoint(setting: str | None = None) -> Path:
     """The latest checkpoint of the default runs folder, else the demo's, else the one shipped with fv."""
     from fv.engine.checkpoint import CheckpointError, find_latest
-    for root in (RUNS, DEMO_OUT / "runs", ASSETS):
+    for root in (RUNS, DEMO_OUT / "runs"):
         p = find_latest(root, setting)
         if p is not None:
             return p
+    shipped = ASSETS / f"{setting or 'onlyDM'}.safetensors"   # fv ships baseline.safetensors, onlyDM.safetensors
+    if shipped.is_file():
+        return shipped
     want = f"{setting} checkpoint" if setting else "checkpoint"
     raise CheckpointError(f"no {want} found in {RUNS}/, {DEMO_OUT}/runs/ or fv's shipped assets; "
                           f"train one with `fv train {setting or 'onlyDM'}` or run `fv demo`")

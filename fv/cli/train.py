@@ -33,10 +33,11 @@ def train(
                                "(default: resume from its last.safetensors)."),
     ckpt_every: Optional[int] = typer.Option(None, help="Steps between checkpoints."),
     sample_every: Optional[int] = typer.Option(None, help="Steps between preview strips (0: never)."),
-    residual: bool = typer.Option(
-        False, "--residual", help="Diffusion settings, fresh run (fv's, experimental): diffuse the frame minus "
-        "the neutral face and give the U-Net's output an x_t path. Identity and colour stay exact; on the "
-        "demo preset it diverged after 950-2500 steps (see README)."),
+    residual: Optional[bool] = typer.Option(
+        None, "--residual/--frame", help="Diffusion settings, fresh run: what is diffused. --residual (fv's; the "
+        "demo preset's default): the frame minus the neutral face, predicted directly by the U-Net, so identity "
+        "and colour stay exact. --frame (the thesis; the thesis preset's default): the frame, eps prediction. "
+        "Default: the preset's (a resumed or --init run keeps its checkpoint's)."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Train a setting of the thesis; resumable (re-run the same command to continue)."""
@@ -56,7 +57,7 @@ def train(
     path = train_setting(setting, data_dir, run_dir=run, runs_root=common.RUNS, preset=preset,
                          overrides=overrides, device=device, resume=not fresh, init=init,
                          motion_checkpoint=motion_checkpoint, progress=progress, log=common.info,
-                         residual=residual)
+                         target=None if residual is None else ("residual" if residual else "frame"))
     common.info(f"[fv] checkpoint: {path}")
 
 

@@ -244,7 +244,7 @@ def _same_shape(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str) -> N
 
 
 # ---- what the process diffuses ------------------------------------------------------------------
-# "frame": x0 is the frame itself (thesis 3.2). "residual" (fv's, `fv train --residual`): x0 is the frame
+# "frame": x0 is the frame itself (thesis 3.2). "residual" (fv's; the demo preset): x0 is the frame
 # minus the neutral reference x_ref, so identity and colours are carried by x_ref exactly and the
 # network only has to produce the expression's change. The trainer encodes with `encode_target`, every
 # sampling loop decodes with `decode_target`; nothing else differs.

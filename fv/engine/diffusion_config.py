@@ -35,9 +35,8 @@ class DiffusionConfig:
     sample_steps: int = 50
     eta: float = 0.0
     guidance: float = 2.0
-    # what the process diffuses (fv.engine.diffusion.TARGETS): "frame" (the thesis, both presets) or
-    # "residual", the frame minus the neutral reference (fv's, `fv train --residual`, with UNetConfig.x_skip:
-    # identity and colour come from x_ref exactly)
+    # what the process diffuses (fv.engine.diffusion.TARGETS): "frame" (the thesis; the thesis preset) or
+    # "residual", the frame minus the neutral reference (fv's; the demo preset), see with_target
     target: str = "frame"
     ref_strength: float = 0.5          # start sampling from the reference noised to t = 0.5 (L-1) (fv's demo
                                        # choice, SampleOptions.ref_strength); the thesis preset uses 1.0
@@ -46,20 +45,27 @@ class DiffusionConfig:
         check_target(self.target)
 
 
-def residual_variant(model: DiffusionConfig) -> DiffusionConfig:
-    """fv's identity-exact variant (`fv train --residual`): diffuse frame - x_ref, with the x_t path in the
-    U-Net's output (UNetConfig.x_skip) so the small U-Net does not tint whole videos."""
-    return dataclasses.replace(model, target="residual", unet=dataclasses.replace(model.unet, x_skip=True))
+def with_target(model: DiffusionConfig, target: str) -> DiffusionConfig:
+    """The two ways fv trains a diffusion setting:
+    "frame": the thesis (3.2.1): diffuse the frame, the U-Net predicts eps, loss ||eps - eps_theta||^2.
+    "residual" (fv's; the demo preset's): diffuse frame - x_ref and let the U-Net predict that residual itself
+    (UNetConfig.predict = "x0", loss ||x0 - x0_theta||^2). The residual is zero wherever the face does not move,
+    so identity and colour come from x_ref exactly and the expression is what the network outputs."""
+    check_target(target)
+    predict = "x0" if target == "residual" else "eps"
+    return dataclasses.replace(model, target=target,
+                               unet=dataclasses.replace(model.unet, x_skip=False, predict=predict))
 
 
 def diffusion_preset(setting: str, preset: str) -> tuple[DiffusionConfig, TrainConfig]:
     source = "retrieved" if setting == "both_retrievedMcs" else "gru"
     motion_dim = 16 if source == "retrieved" else 10
-    if preset == "demo":
-        model = DiffusionConfig(unet=UNetConfig.demo(motion_dim=motion_dim), motion_source=source,
-                                batch_mode="random_frames", frames_per_video=8, mix_warmup=500,
-                                sample_steps=25)
-        train = TrainConfig(steps=6000, batch_size=8, lr=2e-3, grad_clip=1.0, sample_every=500,
+    if preset == "demo":   # fv's residual target (with_target): on this CPU the frame target tints whole videos
+        model = with_target(DiffusionConfig(unet=UNetConfig.demo(motion_dim=motion_dim), motion_source=source,
+                                            batch_mode="random_frames", frames_per_video=8, mix_warmup=500,
+                                            sample_steps=25), "residual")
+        # lr 1e-3: at 2e-3 the residual run stopped using its conditioning within 500 steps
+        train = TrainConfig(steps=6000, batch_size=8, lr=1e-3, grad_clip=1.0, sample_every=500,
                             ckpt_every=250, ema_decay=0.995)
     else:
         model = DiffusionConfig(unet=UNetConfig.thesis(motion_dim=motion_dim), motion_source=source,

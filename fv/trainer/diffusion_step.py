@@ -3,6 +3,8 @@
 For each selected frame x of a real video with neutral reference x_ref = frame 0:
     t ~ U{0, L-1}, eps ~ N(0, I), x_t = sqrt(abar_t) x + sqrt(1 - abar_t) eps   (eq. 3.2, the schedule's
     add_noise, the same module the samplers invert), loss = ||eps - U-Net(x_t, x_ref, t, z_m, z_a)||^2.
+With fv's residual target (the demo preset; `fv train --residual`) the U-Net predicts x0 = frame - x_ref
+and the loss is ||x0 - x0_theta||^2.
 Guidance dropout: with p = 0.1 per video, motion and emotion are zeroed together.
 
 Motion codes (fv's reading of thesis 3.2.3, where the text is brief): the GRU is a generator, not an
@@ -58,7 +60,7 @@ class _Denoiser(nn.Module):
 
     def forward(self, x_ref, k: int, x_t, t, win, emo):
         ref = tuple(f.repeat_interleave(k, 0) for f in self.unet.encode_reference(x_ref))
-        return self.unet.denoise(x_t, ref, t, win, emo)
+        return self.unet.predict_raw(x_t, ref, t, win, emo)   # eps, or x0 for predict="x0"
 
 
 class DiffusionStep:
@@ -137,7 +139,10 @@ class DiffusionStep:
         unet = self.model["unet"]
         with self.amp():
             pred = self.denoiser(video[:, 0], k, x_t, t, win, emo)
-            loss = F.mse_loss(pred.float(), eps)
+            # eps prediction: the thesis' ||eps - eps_theta||^2. x0 prediction (fv's residual target):
+            # ||x0 - x0_theta||^2, the same error weighted 1 instead of SNR_t = abar/(1-abar), so the high-t steps where
+            # only the motion codes and emotion say what the expression is are not weighted ~0.
+            loss = F.mse_loss(pred.float(), x0 if unet.cfg.predict == "x0" else eps)
         opt = self.optimizers["unet"]
         opt.zero_grad(set_to_none=True)
         loss.backward()

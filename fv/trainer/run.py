@@ -18,24 +18,27 @@ from fv.trainer.loop import Trainer
 def train_setting(setting: str, data: Path, run_dir: Path | None = None, runs_root: Path = Path("runs"),
                   preset: str = "demo", overrides: dict | None = None, device: str = "auto",
                   resume: bool = True, init: Path | None = None, motion_checkpoint: Path | None = None,
-                  progress: bool = True, log: Callable[[str], None] = print, residual: bool = False) -> Path:
+                  progress: bool = True, log: Callable[[str], None] = print, target: str | None = None) -> Path:
+    """target: "frame" | "residual" for a fresh diffusion run (fv.engine.diffusion_config.with_target);
+    None keeps the preset's (demo: residual, thesis: frame), or the resumed / initial checkpoint's."""
     setting = check_setting(setting)
     config = default_config(setting, preset, **(overrides or {}))
-    if residual:        # a fresh diffusion run only: a resumed or fine-tuned run keeps its checkpoint's target
+    if target is not None:   # a fresh diffusion run: a resumed or fine-tuned run keeps its checkpoint's target
         if setting not in DIFFUSION_SETTINGS:
-            raise ConfigError(f"--residual is for the diffusion settings, not {setting}")
+            raise ConfigError(f"--{target} is for the diffusion settings, not {setting}")
         if init is not None:
-            raise ConfigError("--residual starts a fresh run; --init keeps the initial checkpoint's target")
-        from fv.engine.diffusion_config import residual_variant
-        config = config.replace(model=residual_variant(config.model))
+            raise ConfigError(f"--{target} chooses what a fresh run diffuses; --init keeps the initial "
+                              f"checkpoint's target")
+        from fv.engine.diffusion_config import with_target
+        config = config.replace(model=with_target(config.model, target))
     run_dir = Path(run_dir or Path(runs_root) / setting)
     if not resume and run_dir.exists():
         for p in list(run_dir.glob("*.safetensors")) + [run_dir / "metrics.jsonl"]:
             p.unlink(missing_ok=True)
         shutil.rmtree(run_dir / "samples", ignore_errors=True)
     fresh = not (run_dir / LAST).exists()
-    if residual and not fresh and read_config(run_dir / LAST).model.target != "residual":
-        raise ConfigError(f"{run_dir} holds a frame-target run: --residual needs --fresh or another --run-dir")
+    if target is not None and not fresh and (have := read_config(run_dir / LAST).model.target) != target:
+        raise ConfigError(f"{run_dir} holds a {have}-target run: --{target} needs --fresh or another --run-dir")
     ckpt = None
     if init is not None and fresh:
         # fine-tuning: the architecture comes from the initial checkpoint (a diffusion setting's frozen

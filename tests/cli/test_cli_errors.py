@@ -52,6 +52,12 @@ def test_motion_checkpoint_of_the_wrong_setting(tiny_data, tmp_path):
     assert_one_clear_line(code, out, "is a onlyEM checkpoint; this needs baseline")
 
 
+@pytest.mark.parametrize("flag", ["--frame", "--residual"])
+def test_target_flag_on_a_gan_setting(tiny_data, tmp_path, flag):
+    code, out = fv("train", "baseline", "--data", tiny_data, "--run-dir", tmp_path / "b", flag, "--steps", "1")
+    assert_one_clear_line(code, out, f"{flag} is for the diffusion settings, not baseline")
+
+
 def test_corrupt_motion_checkpoint(tiny_data, tmp_path):
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"not a checkpoint at all")

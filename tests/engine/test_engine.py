@@ -36,17 +36,17 @@ def tiny_gan_checkpoint(path, setting="baseline", seed=0):
     return save_checkpoint(path, cfg, 1, state_tensors("model", model.state_dict()))
 
 
-def tiny_unet(motion_dim=10, x_skip=False) -> UNetConfig:
+def tiny_unet(motion_dim=10, predict="eps") -> UNetConfig:
     # 16 x 16 frames and 4 levels: the same engine logic as 64 x 64 at 1/16 of the CPU time
     return UNetConfig.demo(image_size=S, base_ch=4, ch_mult=(1, 1, 2, 2), groups=2, time_dim=16, mixer_depth=1,
                            mixer_ch=8, mixer_hidden=16, face_ch=(4, 4, 4, 4), attn_heads=2, motion_dim=motion_dim,
-                           x_skip=x_skip)
+                           predict=predict)
 
 
-def tiny_diffusion_checkpoint(path, setting="onlyDM", seed=0, num_steps=100, x_skip=False, **sampling):
+def tiny_diffusion_checkpoint(path, setting="onlyDM", seed=0, num_steps=100, predict="eps", **sampling):
     retrieved = setting == "both_retrievedMcs"
     motion = None if retrieved else GANConfig(emotion_in_gru=setting == "EM-DM")
-    model_cfg = DiffusionConfig(unet=tiny_unet(16 if retrieved else 10, x_skip), num_steps=num_steps,
+    model_cfg = DiffusionConfig(unet=tiny_unet(16 if retrieved else 10, predict), num_steps=num_steps,
                                 motion_source="retrieved" if retrieved else "gru", motion=motion,
                                 bank_size=12 if retrieved else 0, sample_steps=4,
                                 **{"ref_strength": 1.0, **sampling})
@@ -82,9 +82,9 @@ def ckpts(tmp_path_factory):
     return {"baseline": tiny_gan_checkpoint(d / "baseline.safetensors"),
             "onlyEM": tiny_gan_checkpoint(d / "onlyEM.safetensors", "onlyEM", seed=1),
             "onlyDM": tiny_diffusion_checkpoint(d / "onlyDM.safetensors"),
-            # what `fv train --residual` makes: residual target, x_t path in the U-Net's output
+            # what `fv train --residual` makes: residual target, the U-Net predicts it (x0)
             "onlyDM-residual": tiny_diffusion_checkpoint(d / "onlyDM_res.safetensors", target="residual",
-                                                         x_skip=True),
+                                                         predict="x0"),
             "EM-DM": tiny_diffusion_checkpoint(d / "EM-DM.safetensors", "EM-DM", seed=2),
             "both_retrievedMcs": tiny_diffusion_checkpoint(d / "both.safetensors", "both_retrievedMcs", seed=3)}
 
@@ -161,7 +161,9 @@ def test_one_ddim_step_matches_the_hand_formula(ckpts, frame_noise, target):
     """One DDIM step from t = L-1 to clean data: x0 = clip((x_T - sqrt(1 - abar) eps) / sqrt(abar)) with
     eps = eps_u + g (eps_c - eps_u), x_T = the request's first N(0, I) draw (its own CPU generator): one
     [3, S, S] image shared by the 32 frames ("video") or [32, 3, S, S] ("frame"). A residual target
-    diffuses frame - x_ref: the frame is x_ref + that x0, clipped so the frame stays in [-1, 1]."""
+    diffuses frame - x_ref: the frame is x_ref + that x0, clipped so the frame stays in [-1, 1]. Its U-Net
+    predicts x0 (r = its raw output) and forward returns eps = (x_T - sqrt(abar) r) / sqrt(1 - abar), so the
+    step's x0 is r_u + g (r_c - r_u), computed here from the raw outputs."""
     g, seed, emotion = 3.0, 21, 3
     name = "onlyDM" if target == "frame" else "onlyDM-residual"
     eng = Engine(ckpts[name], sampler="ddim", steps=1, guidance=g, frame_noise=frame_noise)
@@ -178,13 +180,17 @@ def test_one_ddim_step_matches_the_hand_formula(ckpts, frame_noise, target):
     z_a = one_hot(torch.tensor([emotion]))
     win = motion_windows(R(noise, h0, z_a), 7)[0]                            # [T, W, D]
     t = torch.full((32,), 99)
+    abar = float(torch.prod(1 - torch.linspace(1e-4, 0.02, 100, dtype=torch.float64)))
     with torch.no_grad():
         ref = tuple(f.expand(32, -1, -1, -1) for f in unet.encode_reference(x))
-        eps_c = unet.denoise(x_T, ref, t, win, z_a.expand(32, -1))
-        eps_u = unet.denoise(x_T, ref, t, torch.zeros_like(win), torch.zeros(32, 7))
-    eps = eps_u + g * (eps_c - eps_u)
-    abar = float(torch.prod(1 - torch.linspace(1e-4, 0.02, 100, dtype=torch.float64)))
-    x0 = (x_T - (1 - abar) ** 0.5 * eps) / abar ** 0.5
+        raw_c = unet.predict_raw(x_T, ref, t, win, z_a.expand(32, -1))
+        raw_u = unet.predict_raw(x_T, ref, t, torch.zeros_like(win), torch.zeros(32, 7))
+    if target == "frame":                                                    # eps prediction
+        eps = raw_u + g * (raw_c - raw_u)
+        x0 = (x_T - (1 - abar) ** 0.5 * eps) / abar ** 0.5
+    else:                                                                    # x0 prediction
+        assert config.model.unet.predict == "x0"
+        x0 = raw_u + g * (raw_c - raw_u)
     want = x0.clamp(-1, 1) if target == "frame" else (x[0] + x0).clamp(-1, 1)
     torch.testing.assert_close(out, want, atol=1e-4, rtol=0)
     if target == "residual":  # x_ref shows through: not the frame formula

@@ -63,25 +63,33 @@ def test_fine_tune_takes_the_loss_weights_of_the_preset(tiny_data, tmp_path):
     assert (model.gen_ch, model.dim_z_content) == (4, 8)             # the checkpoint's architecture
 
 
-def test_residual_flag_starts_a_residual_run_and_refuses_what_it_cannot_do(tiny_data, tmp_path):
-    """`fv train onlyDM --residual`: the run's checkpoint records target "residual" and the U-Net's x_t path;
-    the preset itself stays the thesis' frame target. Resuming it with --residual continues it; GAN settings,
-    fine-tunes and resuming a frame-target run refuse it."""
+def test_target_flags_choose_what_a_fresh_run_diffuses_and_refuse_what_they_cannot_do(tiny_data, tmp_path):
+    """The demo preset diffuses the residual with x0 prediction, the thesis preset the frame with eps
+    prediction (thesis 3.2.1); `fv train --frame / --residual` (target=) overrides that for a fresh run and
+    the checkpoint records it. Resuming with the same flag continues; GAN settings, fine-tunes and resuming
+    a run of the other target refuse it."""
     gru = _gru(tiny_data, tmp_path / "g", 1)
-    assert default_config("onlyDM", "demo").model.target == "frame"
+    demo, thesis = default_config("onlyDM", "demo").model, default_config("onlyDM", "thesis").model
+    assert (demo.target, demo.unet.predict) == ("residual", "x0")
+    assert (thesis.target, thesis.unet.predict) == ("frame", "eps")
     out = train_setting("onlyDM", tiny_data, run_dir=tmp_path / "res", overrides=ONE_STEP, resume=False,
-                        motion_checkpoint=gru, residual=True, **QUIET)
+                        motion_checkpoint=gru, **QUIET)                      # the demo preset's own
     model = read_checkpoint(out).config.model
-    assert model.target == "residual" and model.unet.x_skip
-    assert train_setting("onlyDM", tiny_data, run_dir=tmp_path / "res", overrides=ONE_STEP, residual=True,
+    assert model.target == "residual" and model.unet.predict == "x0" and not model.unet.x_skip
+    assert train_setting("onlyDM", tiny_data, run_dir=tmp_path / "res", overrides=ONE_STEP, target="residual",
                          **QUIET) == out                                   # resumed: already at its last step
     frame = train_setting("onlyDM", tiny_data, run_dir=tmp_path / "frame", overrides=ONE_STEP,
-                          motion_checkpoint=gru, **QUIET)
-    assert read_checkpoint(frame).config.model.target == "frame"
-    with pytest.raises(ConfigError, match="--fresh"):
-        train_setting("onlyDM", tiny_data, run_dir=tmp_path / "frame", overrides=ONE_STEP, residual=True, **QUIET)
+                          motion_checkpoint=gru, target="frame", **QUIET)
+    model = read_checkpoint(frame).config.model
+    assert model.target == "frame" and model.unet.predict == "eps"
+    with pytest.raises(ConfigError, match="frame-target run: --residual needs --fresh"):
+        train_setting("onlyDM", tiny_data, run_dir=tmp_path / "frame", overrides=ONE_STEP, target="residual",
+                      **QUIET)
+    with pytest.raises(ConfigError, match="residual-target run: --frame needs --fresh"):
+        train_setting("onlyDM", tiny_data, run_dir=tmp_path / "res", overrides=ONE_STEP, target="frame", **QUIET)
     with pytest.raises(ConfigError, match="diffusion"):
-        train_setting("baseline", tiny_data, run_dir=tmp_path / "b", overrides=ONE_STEP, residual=True, **QUIET)
+        train_setting("baseline", tiny_data, run_dir=tmp_path / "b", overrides=ONE_STEP, target="residual",
+                      **QUIET)
     with pytest.raises(ConfigError, match="init"):
-        train_setting("onlyDM", tiny_data, run_dir=tmp_path / "ft", overrides=ONE_STEP, init=out, residual=True,
+        train_setting("onlyDM", tiny_data, run_dir=tmp_path / "ft", overrides=ONE_STEP, init=out, target="frame",
                       **QUIET)

@@ -40,6 +40,9 @@ class UNetInputError(ValueError):
     """Inputs of the wrong shape for this ConditionalUNet."""
 
 
+PREDICTIONS = ("eps", "x0")
+
+
 @dataclass(frozen=True)
 class UNetConfig:
     """Architecture of the conditional U-Net; saved inside every checkpoint and export."""
@@ -66,9 +69,17 @@ class UNetConfig:
     # The network's GroupNorms hide an image's mean colour; without this path a small U-Net mispredicts
     # the mean of the noise at high t and every video drifts in colour. False = plain eps (the thesis).
     x_skip: bool = False
+    # what the network's last conv outputs (PREDICTIONS): "eps", the noise (the thesis), or "x0", the clean
+    # target, turned into eps = (x_t - sqrt(abar_t) x0) / sqrt(1 - abar_t) inside forward (fv's; the
+    # demo preset's residual target). Either way forward returns eps, so every sampler and backend is unchanged.
+    predict: str = "eps"
 
     def __post_init__(self) -> None:
         levels = len(self.ch_mult)
+        if self.predict not in PREDICTIONS:
+            raise UNetConfigError(f"predict must be one of {PREDICTIONS}, got {self.predict!r}")
+        if self.predict == "x0" and self.x_skip:
+            raise UNetConfigError("x_skip is a path for eps prediction; it does not apply with predict='x0'")
         if levels < 1 or any(m < 1 for m in self.ch_mult):
             raise UNetConfigError(f"ch_mult must be a non-empty tuple of positive ints, got {self.ch_mult}")
         if len(self.face_ch) != levels:
@@ -240,6 +251,10 @@ class ConditionalUNet(nn.Module):
             schedule = schedule or DiffusionSchedule()
             self.register_buffer("skip_coef", (1.0 - schedule.alphas_cumprod).sqrt().float().cpu(),
                                  persistent=False)
+        if cfg.predict == "x0":  # eps = (x_t - sqrt(abar_t) x0) / sqrt(1 - abar_t), tables of the schedule
+            abar = (schedule or DiffusionSchedule()).alphas_cumprod.double().cpu()
+            self.register_buffer("x0_coef", abar.sqrt().float(), persistent=False)
+            self.register_buffer("x0_scale", (1.0 - abar).rsqrt().float(), persistent=False)
         E, G = cfg.time_dim, cfg.groups
         chs = [cfg.base_ch * m for m in cfg.ch_mult]
         self.face_encoder = FaceEncoder(cfg)
@@ -306,6 +321,16 @@ class ConditionalUNet(nn.Module):
     def denoise(self, x_t: torch.Tensor, ref_feats: tuple[torch.Tensor, ...], t: torch.Tensor,
                 motion: torch.Tensor, emotion: torch.Tensor) -> torch.Tensor:
         """eps from precomputed reference features (batch B, or 1 to broadcast one face over B frames)."""
+        out = self.predict_raw(x_t, ref_feats, t, motion, emotion)
+        if self.cfg.predict == "x0":
+            def col(table: torch.Tensor) -> torch.Tensor:
+                return table.index_select(0, t).view(-1, 1, 1, 1).to(out.dtype)
+            return (x_t - col(self.x0_coef) * out) * col(self.x0_scale)
+        return out
+
+    def predict_raw(self, x_t: torch.Tensor, ref_feats: tuple[torch.Tensor, ...], t: torch.Tensor,
+                    motion: torch.Tensor, emotion: torch.Tensor) -> torch.Tensor:
+        """What the network predicts (cfg.predict): eps, or the clean target x0. The trainer's loss is on this."""
         if _eager():
             self._check_inputs(x_t, ref_feats, t, motion, emotion)
         cfg = self.cfg
