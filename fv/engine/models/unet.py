@@ -247,12 +247,13 @@ class ConditionalUNet(nn.Module):
     def __init__(self, cfg: UNetConfig, schedule: DiffusionSchedule | None = None):
         super().__init__()
         self.cfg = cfg
-        if cfg.x_skip:  # sqrt(1 - abar_t) per timestep of the schedule the U-Net is trained on (not saved)
-            schedule = schedule or DiffusionSchedule()
+        # per-timestep tables of the schedule the U-Net is trained on (not saved; constants in an export)
+        schedule = schedule or DiffusionSchedule()
+        if cfg.x_skip:  # sqrt(1 - abar_t)
             self.register_buffer("skip_coef", (1.0 - schedule.alphas_cumprod).sqrt().float().cpu(),
                                  persistent=False)
-        if cfg.predict == "x0":  # eps = (x_t - sqrt(abar_t) x0) / sqrt(1 - abar_t), tables of the schedule
-            abar = (schedule or DiffusionSchedule()).alphas_cumprod.double().cpu()
+        if cfg.predict == "x0":  # eps = (x_t - sqrt(abar_t) x0) / sqrt(1 - abar_t)
+            abar = schedule.alphas_cumprod.double().cpu()
             self.register_buffer("x0_coef", abar.sqrt().float(), persistent=False)
             self.register_buffer("x0_scale", (1.0 - abar).rsqrt().float(), persistent=False)
         E, G = cfg.time_dim, cfg.groups
@@ -323,9 +324,7 @@ class ConditionalUNet(nn.Module):
         """eps from precomputed reference features (batch B, or 1 to broadcast one face over B frames)."""
         out = self.predict_raw(x_t, ref_feats, t, motion, emotion)
         if self.cfg.predict == "x0":
-            def col(table: torch.Tensor) -> torch.Tensor:
-                return table.index_select(0, t).view(-1, 1, 1, 1).to(out.dtype)
-            return (x_t - col(self.x0_coef) * out) * col(self.x0_scale)
+            return (x_t - _at(self.x0_coef, t, out) * out) * _at(self.x0_scale, t, out)
         return out
 
     def predict_raw(self, x_t: torch.Tensor, ref_feats: tuple[torch.Tensor, ...], t: torch.Tensor,
@@ -361,7 +360,7 @@ class ConditionalUNet(nn.Module):
                 h = self.ups[i](F.interpolate(h, scale_factor=2.0, mode="nearest"))
         eps = self.out(h)  # [B, 3, S, S]
         if cfg.x_skip:
-            eps = eps + self.skip_coef.index_select(0, t).view(-1, 1, 1, 1).to(eps.dtype) * x_t
+            eps = eps + _at(self.skip_coef, t, eps) * x_t
         return eps
 
     # ---------------------------------------------------------------- input checks (eager mode only)
@@ -396,6 +395,11 @@ class FeatureDenoiser(nn.Module):
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, motion: torch.Tensor, emotion: torch.Tensor,
                 *ref_feats: torch.Tensor) -> torch.Tensor:
         return self.unet.denoise(x_t, tuple(ref_feats), t, motion, emotion)
+
+
+def _at(table: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """table[t] per sample as a [B, 1, 1, 1] column in `like`'s dtype (the U-Net's schedule tables)."""
+    return table.index_select(0, t).view(-1, 1, 1, 1).to(like.dtype)
 
 
 def _eager() -> bool:
