@@ -17,8 +17,8 @@ from typing import Callable
 import torch
 
 from fv.engine.checkpoint import read_checkpoint
-from fv.engine.config import GAN_SETTINGS
 from fv.engine.engine import Engine
+from fv.engine.families import family_of
 
 
 def throughput(checkpoint: str | Path, backends=("torch",), samplers=("ddim",), steps=(10,), videos: int = 4,
@@ -27,14 +27,12 @@ def throughput(checkpoint: str | Path, backends=("torch",), samplers=("ddim",), 
                precision: str = "fp32", log: Callable[[str], None] = print) -> list[dict]:
     config = read_checkpoint(checkpoint).config
     setting = config.setting
-    size = config.model.unet.image_size if hasattr(config.model, "unet") else 64
-    if setting in GAN_SETTINGS:                       # one pass, no sampler
-        samplers, steps = ("gan",), (1,)
+    if family_of(config).sample_options(config) is None:   # one pass, no sampler (the GAN settings)
+        samplers, steps = ("single-pass",), (1,)
     if any(b != "torch" for b in backends):
         from fv.export.stages import export_checkpoint
         export_checkpoint(checkpoint, artifacts_dir, trt="tensorrt" in backends,
                           fp16=precision == "fp16" and "tensorrt" in backends, log=log)
-    faces = torch.rand(videos, 3, size, size, generator=torch.Generator().manual_seed(0)) * 2 - 1
     emotions = torch.arange(videos) % 6
     seeds = list(range(videos))
     rows = []
@@ -42,11 +40,13 @@ def throughput(checkpoint: str | Path, backends=("torch",), samplers=("ddim",), 
         for sampler in samplers:
             for n_steps in steps:
                 # ref_strength 1: start from pure noise, so the table's step count is the number of steps run
-                kw = {} if sampler == "gan" else dict(sampler=sampler, steps=n_steps, guidance=guidance,
-                                                      ref_strength=1.0)
+                one_pass = sampler == "single-pass"
+                kw = {} if one_pass else dict(sampler=sampler, steps=n_steps, guidance=guidance, ref_strength=1.0)
                 engine = Engine(checkpoint, backend=backend, device=device, artifacts_dir=artifacts_dir,
                                 max_frames_per_call=max_frames_per_call,
                                 precision=precision if backend != "onnxruntime" else "fp32", **kw)
+                size = engine.image_size
+                faces = torch.rand(videos, 3, size, size, generator=torch.Generator().manual_seed(0)) * 2 - 1
                 engine.render(faces[:1], emotions[:1], seeds[:1])          # warm-up
                 times = []
                 for _ in range(repeats):
@@ -55,8 +55,8 @@ def throughput(checkpoint: str | Path, backends=("torch",), samplers=("ddim",), 
                     times.append(time.perf_counter() - t0)
                 t = statistics.median(times)
                 rows.append({"setting": setting, "backend": backend, "sampler": sampler,
-                             "steps": n_steps if sampler != "gan" else 0,
-                             "guidance": engine.options.guidance if sampler != "gan" else None,
+                             "steps": 0 if one_pass else n_steps,
+                             "guidance": None if one_pass else engine.options.guidance,
                              "videos": videos, "seconds": round(t, 4),
                              "videos_per_s": round(videos / t, 4), "frames_per_s": round(videos * 32 / t, 2),
                              "device": str(engine.device), "precision": precision})

@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from fv.cli import common
-from fv.cli.main import app
+from fv.cli.app import app
 
 
 @app.command()

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from fv.cli import common
-from fv.cli.main import app
+from fv.cli.app import app
 
 data_app = typer.Typer(help="Prepare data sets (synthetic, MUG, or your own videos).", no_args_is_help=True)
 app.add_typer(data_app, name="data")

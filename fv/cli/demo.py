@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from fv.cli import common
-from fv.cli.main import app
+from fv.cli.app import app
 
 
 @app.command()

@@ -4,22 +4,13 @@ from __future__ import annotations
 
 import sys
 
-import typer
-
 from fv.cli import common
-
-app = typer.Typer(help="fv: emotion-driven facial video generation (neutral -> emotion -> neutral).",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+from fv.cli.app import app
 
 
 def _register() -> None:
-    from fv.cli import data, train  # noqa: F401 - each module adds its commands to `app`
-    for name in ("demo", "sample", "render", "export", "evaluate", "bench"):
-        try:
-            __import__(f"fv.cli.{name}")
-        except ModuleNotFoundError as e:
-            if e.name != f"fv.cli.{name}":
-                raise
+    # each module adds its commands to `app` (fv.cli.app) when imported
+    from fv.cli import bench, data, demo, evaluate, export, render, train  # noqa: F401
 
 
 def main() -> int:

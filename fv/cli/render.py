@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 
 from fv.cli import common
-from fv.cli.main import app
+from fv.cli.app import app
 
 BACKEND_HELP = "torch | onnxruntime | tensorrt (the last two use `fv export [--trt]`'s files)"
 STEPS_HELP = "Sampling steps (e.g. 50, or a respacing spec like ddim50); default: the checkpoint's."
@@ -51,7 +51,7 @@ def _engine(checkpoint: Optional[Path], setting: Optional[str], backend: str, de
                  steps=_steps(steps), guidance=guidance, eta=eta, **kw)
     if want and eng.setting != want:
         raise CheckpointError(f"{path} is a {eng.setting} checkpoint, not {want}")
-    if eng.is_gan and any(v is not None for v in (sampler, steps, guidance, eta)):
+    if eng.options is None and any(v is not None for v in (sampler, steps, guidance, eta)):
         common.info(f"[fv] {eng.setting} is a GAN setting (one pass): --sampler/--steps/--guidance/--eta are ignored")
     return eng
 

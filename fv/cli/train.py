@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from fv.cli import common
-from fv.cli.main import app
+from fv.cli.app import app
 
 
 @app.command()
@@ -37,7 +37,8 @@ def train(
         None, "--residual/--frame", help="Diffusion settings, fresh run: what is diffused. --residual (fv's; the "
         "demo preset's default): the frame minus the neutral face, predicted directly by the U-Net, so identity "
         "and colour stay exact. --frame (the thesis; the thesis preset's default): the frame, eps prediction. "
-        "Default: the preset's (a resumed or --init run keeps its checkpoint's)."),
+        "Default: the preset's (a resumed or --init run keeps its checkpoint's). The two objectives of "
+        "fv.engine.diffusion.OBJECTIVES."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Train a setting of the thesis; resumable (re-run the same command to continue)."""
@@ -45,19 +46,21 @@ def train(
     overrides = {k: v for k, v in dict(steps=steps, batch_size=batch_size, lr=lr, seed=seed,
                                        ckpt_every=ckpt_every, sample_every=sample_every).items()
                  if v is not None}
-    from fv.engine.config import check_setting
-    from fv.trainer.diffusion_step import MOTION_SETTING
+    from fv.engine.config import check_setting, default_config
+    from fv.engine.families import family_of
     setting = check_setting(setting)
     run = run_dir or common.RUNS / setting
-    if (setting in MOTION_SETTING and motion_checkpoint is None and init is None
+    config = default_config(setting, preset)
+    need = family_of(config).motion_setting(config)
+    if (need is not None and motion_checkpoint is None and init is None
             and (fresh or not (run / "last.safetensors").exists())):
-        motion_checkpoint = common.default_checkpoint(MOTION_SETTING[setting])
+        motion_checkpoint = common.default_checkpoint(need)
         common.info(f"[fv] motion codes: frozen GRU of {motion_checkpoint}")
     data_dir = common.ensure_data(data or common.DATA, explicit=data is not None)
     path = train_setting(setting, data_dir, run_dir=run, runs_root=common.RUNS, preset=preset,
                          overrides=overrides, device=device, resume=not fresh, init=init,
                          motion_checkpoint=motion_checkpoint, progress=progress, log=common.info,
-                         target=None if residual is None else ("residual" if residual else "frame"))
+                         objective=None if residual is None else ("residual-x0" if residual else "frame-eps"))
     common.info(f"[fv] checkpoint: {path}")
 
 

@@ -1,7 +1,7 @@
 """Checkpoints: one safetensors file holding weights, EMA weights, optimiser state and the config.
 
 Layout of the tensors (never pickle):
-    model.<module>.<param>     the trained modules (a ModuleDict built by fv.engine.build.build_model)
+    model.<module>.<param>     the trained modules (a ModuleDict built by fv.engine.families.build_model)
     ema.<module>.<param>       exponential moving average of the trainable parameters (used for sampling)
     optim.<name>.<i>.<key>     optimiser state per parameter index (training only)
     extra.<name>               anything else a setting needs at inference (e.g. a motion-code bank)
@@ -115,7 +115,7 @@ def expect_setting(ckpt: Checkpoint, *settings: str) -> None:
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu", ema: bool = True,
                     settings: tuple[str, ...] = ()) -> tuple[RunConfig, torch.nn.ModuleDict]:
     """(config, model) ready for inference: EMA weights where present, eval mode, on `device`."""
-    from fv.engine.build import build_model
+    from fv.engine.families import build_model
 
     ckpt = read_checkpoint(path)
     if settings:

@@ -1,8 +1,10 @@
 """Frozen configurations of every setting, saved inside every checkpoint (STYLE practice 5).
 
 A `RunConfig` is everything needed to rebuild a trained model and to continue its training:
-the setting name, the model configuration and the training configuration. Presets: "demo" (trains on a
-2-core CPU in minutes) and "thesis" (the thesis' hyper-parameters, thesis 2.2.2, 3.1.2, 3.2.3).
+the setting name, the model configuration (one dataclass per model family: `GANConfig`, `DiffusionConfig`)
+and the training configuration. Presets: "demo" (trains on a 2-core CPU in minutes) and "thesis" (the
+thesis' hyper-parameters, thesis 2.2.2, 3.1.2, 3.2.3). Checkpoints written by older fv versions are read
+through each model config's `upgrade` (renamed and merged fields), so they keep loading.
 """
 
 from __future__ import annotations
@@ -12,9 +14,14 @@ import json
 import typing
 from dataclasses import dataclass, field
 
+from fv.engine.diffusion import OBJECTIVES, DiffusionSchedule, Objective, objective
+from fv.engine.models.unet import UNetConfig
+from fv.engine.sample_options import SampleOptions
+
 GAN_SETTINGS = ("baseline", "onlyEM")
 DIFFUSION_SETTINGS = ("onlyDM", "EM-DM", "both_retrievedMcs")
 SETTINGS = GAN_SETTINGS + DIFFUSION_SETTINGS
+MOTION_SOURCES = ("gru", "retrieved")
 PRESETS = ("demo", "thesis")
 GAN_LOSS_WEIGHTS = ("lambda_emo", "lambda_ide", "lambda_rec")  # fine-tuning takes these from the preset
 
@@ -69,10 +76,99 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class DiffusionConfig:
+    """onlyDM, EM-DM and both_retrievedMcs (thesis 3.2-3.4)."""
+    unet: UNetConfig = field(default_factory=UNetConfig.demo)
+    # DDPM, L = 1000, linear betas 1e-4 -> 0.02 (thesis 3.2.1)
+    num_steps: int = 1000
+    beta_start: float = 1e-4
+    beta_end: float = 0.02
+    # what is diffused and what the U-Net predicts (fv.engine.diffusion.OBJECTIVES): "frame-eps" is the thesis
+    objective: str = "frame-eps"
+    p_uncond: float = 0.1              # guidance dropout: motion AND emotion zeroed together (3.2.3)
+    batch_mode: str = "random_frames"  # "full_video" (all 32 frames) | "random_frames"
+    frames_per_video: int = 8          # random_frames: frames drawn per video (thesis: up to 8)
+    # where the motion codes come from (fv.engine.motion)
+    motion_source: str = "gru"         # "gru": frozen R of a baseline (onlyDM) / onlyEM (EM-DM) checkpoint
+    motion: GANConfig | None = None    # that GRU's architecture (its weights travel in this checkpoint)
+    motion_from: str = ""              # the checkpoint the GRU was taken from (informative)
+    bank_size: int = 0                 # "retrieved": training trajectories stored with the model (3.4.4)
+    embedder: str = ""                 # "retrieved": the expression embedder that made them
+    mix_max: float = 0.5               # motion mixing: probability rises linearly over mix_warmup steps
+    mix_warmup: int = 1000             # to mix_max (thesis 3.4.4 does it per epoch; fv per step)
+    # how it samples by default (the thesis samples with all 1000 DDPM steps from pure noise)
+    sampling: SampleOptions = field(default_factory=SampleOptions)
+
+    def __post_init__(self):
+        objective(self.objective)
+        if self.motion_source not in MOTION_SOURCES:
+            raise ConfigError(f"motion_source must be one of {MOTION_SOURCES}, got {self.motion_source!r}")
+        self.sampling.check_steps(self.num_steps)
+
+    @property
+    def parameterisation(self) -> Objective:
+        return objective(self.objective)
+
+    def schedule(self, device=None) -> DiffusionSchedule:
+        """The noise schedule, built from this config here and nowhere else."""
+        return DiffusionSchedule(self.num_steps, self.beta_start, self.beta_end, device=device)
+
+    @staticmethod
+    def upgrade(d: dict) -> dict:
+        """A model dict written by an older fv: the sampling fields become `sampling`; target, unet.predict
+        (and the removed unet.x_skip) become `objective`."""
+        d = dict(d)
+        old = {"sampler": "sampler", "sample_steps": "steps", "eta": "eta", "guidance": "guidance",
+               "ref_strength": "ref_strength"}
+        if "sampling" not in d:   # the old DiffusionConfig's defaults, where a field was missing
+            legacy = {"sampler": "ddim", "steps": 50, "eta": 0.0, "guidance": 2.0, "ref_strength": 0.5}
+            legacy.update({new: d.pop(k) for k, new in old.items() if k in d})
+            d["sampling"] = legacy
+        unet = dict(d.get("unet", {}))
+        if "objective" not in d:
+            if unet.pop("x_skip", False):
+                raise ConfigError("this checkpoint's U-Net uses x_skip, which fv no longer supports (no preset "
+                                  "used it; the runs with it diverged)")
+            pair = (d.pop("target", "frame"), unet.pop("predict", "eps"))
+            names = {(o.target, o.prediction): n for n, o in OBJECTIVES.items()}
+            if pair not in names:
+                raise ConfigError(f"target {pair[0]!r} with {pair[1]!r} prediction is not one of fv's "
+                                  f"objectives {tuple(OBJECTIVES)}")
+            d["objective"] = names[pair]
+            if "unet" in d:
+                d["unet"] = unet
+        return d
+
+
+def with_objective(model: DiffusionConfig, name: str) -> DiffusionConfig:
+    """`model` set to diffuse and predict as objective `name` (fv.engine.diffusion.OBJECTIVES)."""
+    objective(name)
+    return dataclasses.replace(model, objective=name)
+
+
+def diffusion_preset(setting: str, preset: str) -> tuple[DiffusionConfig, TrainConfig]:
+    source = "retrieved" if setting == "both_retrievedMcs" else "gru"
+    motion_dim = 16 if source == "retrieved" else 10
+    if preset == "demo":   # fv's residual-x0 objective: on this CPU the frame target tints whole videos
+        model = DiffusionConfig(unet=UNetConfig.demo(motion_dim=motion_dim), motion_source=source,
+                                objective="residual-x0", batch_mode="random_frames", frames_per_video=8,
+                                mix_warmup=500, sampling=SampleOptions(steps=25, ref_strength=0.5))
+        # lr 1e-3: at 2e-3 the residual run stopped using its conditioning within 500 steps
+        train = TrainConfig(steps=6000, batch_size=8, lr=1e-3, grad_clip=1.0, sample_every=500,
+                            ckpt_every=250, ema_decay=0.995)
+    else:
+        model = DiffusionConfig(unet=UNetConfig.thesis(motion_dim=motion_dim), motion_source=source,
+                                batch_mode="full_video", mix_warmup=20_000, sampling=SampleOptions(steps=50))
+        train = TrainConfig(steps=200_000, batch_size=16, lr=1e-4, grad_clip=1.0, sample_every=5000,
+                            ckpt_every=5000, ema_decay=0.9999)
+    return model, train
+
+
+@dataclass(frozen=True)
 class RunConfig:
     setting: str
     preset: str
-    model: typing.Any                       # GANConfig | DiffusionConfig
+    model: GANConfig | DiffusionConfig
     train: TrainConfig = field(default_factory=TrainConfig)
     data: str = ""                          # the data folder it was trained on (informative)
 
@@ -85,8 +181,10 @@ class RunConfig:
 
     @staticmethod
     def from_dict(d: dict) -> "RunConfig":
+        cls = _model_type(d.get("model_type"))
+        model = getattr(cls, "upgrade", lambda m: m)(d["model"])
         return RunConfig(setting=check_setting(d["setting"]), preset=d.get("preset", "demo"),
-                         model=from_dict(_model_type(d.get("model_type")), d["model"]),
+                         model=from_dict(cls, model),
                          train=from_dict(TrainConfig, d["train"]), data=d.get("data", ""))
 
     def replace(self, **kw) -> "RunConfig":
@@ -94,12 +192,10 @@ class RunConfig:
 
 
 def _model_type(name: str | None) -> type:
-    if name == "GANConfig":
-        return GANConfig
-    if name == "DiffusionConfig":
-        from fv.engine.diffusion_config import DiffusionConfig  # imports the U-Net's config
-        return DiffusionConfig
-    raise ConfigError(f"unknown model type {name!r} in checkpoint config")
+    types = {"GANConfig": GANConfig, "DiffusionConfig": DiffusionConfig}
+    if name not in types:
+        raise ConfigError(f"unknown model type {name!r} in checkpoint config")
+    return types[name]
 
 
 def to_dict(obj) -> dict:
@@ -146,7 +242,6 @@ def default_config(setting: str, preset: str = "demo", **train_overrides) -> Run
             model = dataclasses.replace(model, gen_ch=64, disc_ch=64, dim_z_content=128)
             train = TrainConfig(steps=100_000, batch_size=16, lr=2e-4, sample_every=2000, ckpt_every=2000)
     else:
-        from fv.engine.diffusion_config import diffusion_preset
         model, train = diffusion_preset(setting, preset)
     train = dataclasses.replace(train, **train_overrides)
     return RunConfig(setting=setting, preset=preset, model=model, train=train)

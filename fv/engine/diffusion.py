@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 
@@ -66,6 +67,10 @@ class DiffusionSchedule:
         # [L+1]: entry t+1 holds abar_t, entry 0 holds abar_{-1} = 1, so t_prev = -1 needs no branch.
         table_dtype = torch.float32 if self.device.type == "mps" else torch.float64
         self._abar_pad = torch.cat([torch.ones(1, dtype=torch.float64), abar64]).to(self.device, table_dtype)
+        # float32 [L] tables of eps_from (x0 prediction): sqrt(abar_t) and 1 / sqrt(1 - abar_t), from the float32 abar
+        abar = self.alphas_cumprod.double()
+        self._x0_coef = abar.sqrt().float()
+        self._x0_scale = (1.0 - abar).rsqrt().float()
 
     def __repr__(self) -> str:
         return (f"DiffusionSchedule(num_steps={self.num_steps}, beta_start={self.beta_start}, "
@@ -125,6 +130,20 @@ class DiffusionSchedule:
         _same_shape(x_t, x0, "x_t", "x0")
         a = self.abar(t, x_t)
         return (x_t - a.sqrt().to(x_t.dtype) * x0) * (1.0 - a).rsqrt().to(x_t.dtype)
+
+    def eps_from(self, raw: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, prediction: str) -> torch.Tensor:
+        """The network's raw output as eps: itself for eps prediction; for x0 prediction
+        eps = (x_t - sqrt(abar_t) x0) / sqrt(1 - abar_t) (eq. 3.2 solved for eps), in float32 tables gathered per
+        sample (TensorRT and ONNX Runtime have no float64, and this runs on every denoiser output).
+        raw, x_t [B, ...]; t LongTensor[B] on the tables' device."""
+        if prediction == "eps":
+            return raw
+        if prediction != "x0":
+            raise ObjectiveError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
+        shape = (-1, *([1] * (raw.dim() - 1)))
+        coef = self._x0_coef.index_select(0, t).view(shape).to(raw.dtype)
+        scale = self._x0_scale.index_select(0, t).view(shape).to(raw.dtype)
+        return (x_t - coef * raw) * scale
 
     def posterior_mean_var(
         self, x0: torch.Tensor, x_t: torch.Tensor, t: TimeLike, t_prev: TimeLike | None = None
@@ -243,25 +262,47 @@ def _same_shape(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str) -> N
         raise ScheduleError(f"{name_a} must have a batch dimension, got a scalar")
 
 
-# ---- what the process diffuses ------------------------------------------------------------------
-# "frame": x0 is the frame itself (thesis 3.2). "residual" (fv's; the demo preset): x0 is the frame
-# minus the neutral reference x_ref, so identity and colours are carried by x_ref exactly and the
-# network only has to produce the expression's change. The trainer encodes with `encode_target`, every
-# sampling loop decodes with `decode_target`; nothing else differs.
+# ---- the objective: what the process diffuses and what the network predicts --------------------------
+# One documented choice per diffusion config (DiffusionConfig.objective):
+#   "frame-eps"    the thesis (3.2.1): x0 is the frame itself and the network predicts the noise eps;
+#                  loss ||eps - eps_theta||^2.
+#   "residual-x0"  fv's (the demo preset): x0 is the frame minus the neutral reference x_ref, so identity and
+#                  colours come from x_ref exactly, and the network predicts that residual itself; loss
+#                  ||x0 - x0_theta||^2, the same error weighted 1 instead of SNR_t = abar_t / (1 - abar_t), so the
+#                  high-t steps, where only the motion codes and the emotion say what the expression is, are not
+#                  weighted ~0. The residual is zero wherever the face does not move.
+# The network returns its raw prediction; the samplers turn it into eps once (DiffusionSchedule.eps_from) and
+# the trainer takes its loss against `Objective.loss_target`. Nothing else differs.
 TARGETS = ("frame", "residual")
+PREDICTIONS = ("eps", "x0")
 
 
-def check_target(target: str) -> str:
-    if target not in TARGETS:
-        raise ValueError(f"diffusion target must be one of {TARGETS}, got {target!r}")
-    return target
+class ObjectiveError(ValueError):
+    pass
 
 
-def encode_target(frames: torch.Tensor, x_ref: torch.Tensor, target: str) -> torch.Tensor:
-    """Frames [..., 3, H, W] -> the tensor the process diffuses; x_ref broadcasts against frames."""
-    return frames - x_ref if check_target(target) == "residual" else frames
+@dataclass(frozen=True)
+class Objective:
+    target: str        # TARGETS
+    prediction: str    # PREDICTIONS
+
+    def encode(self, frames: torch.Tensor, x_ref: torch.Tensor) -> torch.Tensor:
+        """Frames [..., 3, H, W] -> the tensor the process diffuses; x_ref broadcasts against frames."""
+        return frames - x_ref if self.target == "residual" else frames
+
+    def decode(self, x0: torch.Tensor, x_ref: torch.Tensor) -> torch.Tensor:
+        """Inverse of `encode`."""
+        return x0 + x_ref if self.target == "residual" else x0
+
+    def loss_target(self, x0: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """What the network's raw output is regressed on: the clean target, or the noise."""
+        return x0 if self.prediction == "x0" else eps
 
 
-def decode_target(x0: torch.Tensor, x_ref: torch.Tensor, target: str) -> torch.Tensor:
-    """Inverse of `encode_target`."""
-    return x0 + x_ref if check_target(target) == "residual" else x0
+OBJECTIVES = {"frame-eps": Objective("frame", "eps"), "residual-x0": Objective("residual", "x0")}
+
+
+def objective(name: str) -> Objective:
+    if name not in OBJECTIVES:
+        raise ObjectiveError(f"diffusion objective must be one of {tuple(OBJECTIVES)}, got {name!r}")
+    return OBJECTIVES[name]

@@ -1,14 +1,9 @@
 """One I/O spec per exported network (STYLE practice 8): names, dynamic axes, TensorRT profiles and
 sample inputs are all derived from the same frozen dataclass.
 
-Networks (batch axis "B" dynamic everywhere; see notes/networks.md):
-    motion        MotionGRU R           noise [B,T,Dm], h0 [B,Dm], category [B,7]           -> codes [B,T,Dm]
-    generator     FrameGenerator G_I    x_ref [B,3,S,S], motion [B,Dm], category [B,7]     -> frame [B,3,S,S]
-    face_encoder  U-Net Face Encoder    x_ref [B,3,S,S]                -> ref_l [B,face_ch[l],S/2^l,S/2^l], l<L
-    denoiser      FeatureDenoiser       x_t [B,3,S,S], t int64 [B], motion [B,W,Dm], emotion [B,7], ref_0..ref_{L-1}
-                                                                                            -> eps [B,3,S,S]
-GAN settings export motion + generator, onlyDM / EM-DM motion + face_encoder + denoiser,
-both_retrievedMcs face_encoder + denoiser (its motion codes come from a bank of real trajectories).
+Each model family declares the networks it exports, with their specs, in its own module
+(fv.engine.families.gan, fv.engine.families.diffusion); `fv.engine.families.network_specs(config)` gives a
+setting's. The batch axis "B" is the one dynamic axis everywhere.
 """
 
 from __future__ import annotations
@@ -18,12 +13,8 @@ import json
 from dataclasses import dataclass
 
 import torch
-from torch import nn
-
-from fv.engine.config import GANConfig, RunConfig
 
 BATCH = "B"          # the one dynamic axis
-IMAGE_SIZE = 64      # GAN frames are 64x64 (thesis 4.2); the U-Net's size comes from its config
 DTYPES = {"float32": torch.float32, "int64": torch.int64}
 # What a valid value of an input looks like (sample_inputs draws from it):
 #   normal   N(0, 1)            (noise, h0, motion codes, features)
@@ -145,71 +136,5 @@ class NetworkSpec:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
 
 
-def _f(name: str, *shape: int | str, values: str = "normal", high: int = 0, dtype: str = "float32") -> TensorSpec:
+def tensor(name: str, *shape: int | str, values: str = "normal", high: int = 0, dtype: str = "float32") -> TensorSpec:
     return TensorSpec(name, tuple(shape), dtype, values, high)
-
-
-def motion_spec(m: GANConfig) -> NetworkSpec:
-    """R (thesis 2.2.1 / 3.1.1): noise e_t [B,T,10], h0 [B,10], z_a [B,7] -> h_1..h_T [B,T,10]."""
-    T, D, C = m.n_frames, m.dim_z_motion, m.n_classes
-    return NetworkSpec("motion",
-                       (_f("noise", BATCH, T, D), _f("h0", BATCH, D), _f("category", BATCH, C, values="one_hot")),
-                       (_f("codes", BATCH, T, D),), batch_range=(1, 16, 256))
-
-
-def generator_spec(m: GANConfig, size: int = IMAGE_SIZE) -> NetworkSpec:
-    """G_I (thesis 2.2.1): one frame per (f(0), motion code, category); onlyEM ignores the category."""
-    return NetworkSpec("generator",
-                       (_f("x_ref", BATCH, 3, size, size, values="image"), _f("motion", BATCH, m.dim_z_motion),
-                        _f("category", BATCH, m.n_classes, values="one_hot")),
-                       (_f("frame", BATCH, 3, size, size),), batch_range=(1, 256, 1024))
-
-
-def face_encoder_spec(u) -> NetworkSpec:
-    """Face Encoder (thesis 3.2.2): x_ref -> one identity feature map per U-Net level."""
-    S = u.image_size
-    refs = tuple(_f(f"ref_{lvl}", BATCH, ch, S >> lvl, S >> lvl) for lvl, ch in enumerate(u.face_ch))
-    return NetworkSpec("face_encoder", (_f("x_ref", BATCH, u.in_ch, S, S, values="image"),), refs,
-                       batch_range=(1, 16, 256))
-
-
-def denoiser_spec(u, num_steps: int) -> NetworkSpec:
-    """eps_theta(x_t, t, motion window, z_a, identity features) (thesis 3.2.2); t in [0, L-1]."""
-    S = u.image_size
-    refs = tuple(_f(f"ref_{lvl}", BATCH, ch, S >> lvl, S >> lvl) for lvl, ch in enumerate(u.face_ch))
-    inputs = (_f("x_t", BATCH, u.in_ch, S, S), _f("t", BATCH, values="timestep", high=num_steps, dtype="int64"),
-              _f("motion", BATCH, u.window, u.motion_dim), _f("emotion", BATCH, u.n_classes, values="one_hot"),
-              *refs)
-    return NetworkSpec("denoiser", inputs, (_f("eps", BATCH, u.in_ch, S, S),), batch_range=(1, 128, 512))
-
-
-def network_specs(config: RunConfig) -> dict[str, NetworkSpec]:
-    """The exported networks of a setting, by name (see the module docstring)."""
-    m = config.model
-    if isinstance(m, GANConfig):
-        return {"motion": motion_spec(m), "generator": generator_spec(m)}
-    specs = {}
-    if m.motion_source == "gru":
-        if m.motion is None:
-            raise SpecError(f"{config.setting}: a gru-driven diffusion config without the GRU's config (motion)")
-        specs["motion"] = motion_spec(m.motion)
-    specs["face_encoder"] = face_encoder_spec(m.unet)
-    specs["denoiser"] = denoiser_spec(m.unet, m.num_steps)
-    return specs
-
-
-def network_modules(config: RunConfig, model: nn.ModuleDict) -> dict[str, nn.Module]:
-    """The exportable module per network name: forward(*inputs in spec order) -> outputs in spec order."""
-    from fv.engine.models.unet import FeatureDenoiser
-
-    mods: dict[str, nn.Module] = {}
-    for name in network_specs(config):
-        if name == "motion":
-            mods[name] = model["R"]
-        elif name == "generator":
-            mods[name] = model["G"]
-        elif name == "face_encoder":
-            mods[name] = model["unet"].face_encoder   # = ConditionalUNet.encode_reference without eager checks
-        else:
-            mods[name] = FeatureDenoiser(model["unet"])
-    return mods

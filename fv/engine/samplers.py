@@ -183,11 +183,6 @@ class NoiseSource:
     def __len__(self) -> int:
         return len(self._gens)
 
-    @property
-    def position(self) -> int:
-        """How many draws each sample's stream has made (0 before `initial()`)."""
-        return self._next
-
     def _fill(self) -> torch.Tensor:
         """The next draw of every stream, on the CPU: [B, *shape]."""
         buf = torch.empty((len(self._gens), *self.shape), dtype=self.dtype)
@@ -229,49 +224,6 @@ class NoiseSource:
             raise NoiseSourceError(f"step index must be a non-negative integer, got {i!r}")
         return self._draw_index(int(i) + 1)
 
-    def _derived(self, gens: list[torch.Generator], cache: tuple[int, torch.Tensor] | None,
-                 device: torch.device | None = None) -> NoiseSource:
-        out = NoiseSource(gens, self.shape, device=device or self.device, dtype=self.dtype,
-                          workers=self.workers)
-        out._next = self._next
-        out._cache = None if cache is None else (cache[0], cache[1].to(out.device))
-        return out
-
-    def subset(self, idx: Sequence[int] | torch.Tensor) -> NoiseSource:
-        """The streams of samples idx, continuing from the same position; this source is untouched."""
-        rows = idx.tolist() if isinstance(idx, torch.Tensor) else [int(i) for i in idx]
-        if not rows or any(not -len(self) <= r < len(self) for r in rows):
-            raise NoiseSourceError(f"subset indices must be a non-empty list within [0, {len(self) - 1}]")
-        cache = None
-        if self._cache is not None:
-            cache = (self._cache[0], self._cache[1][torch.tensor(rows, device=self._cache[1].device)])
-        return self._derived([_clone(self._gens[r]) for r in rows], cache)
-
-    @staticmethod
-    def concat(sources: Sequence[NoiseSource]) -> NoiseSource:
-        """One source over several requests' samples, in order; the sources are untouched.
-
-        All must share shape, dtype and position; the result lives on the first source's device.
-        """
-        if not sources:
-            raise NoiseSourceError("concat needs at least one NoiseSource")
-        first = sources[0]
-        for s in sources[1:]:
-            if (s.shape, s.dtype, s.position) != (first.shape, first.dtype, first.position):
-                raise NoiseSourceError("concat needs sources with the same per-sample shape, dtype and "
-                                       f"position; got {(s.shape, s.dtype, s.position)} "
-                                       f"vs {(first.shape, first.dtype, first.position)}")
-        gens = [_clone(g) for s in sources for g in s._gens]
-        caches = [s._cache for s in sources]
-        cache = None
-        if all(c is not None and c[0] == caches[0][0] for c in caches):
-            cache = (caches[0][0], torch.cat([c[1].to(first.device) for c in caches]))
-        return first._derived(gens, cache)
-
-    def to(self, device: torch.device | str) -> NoiseSource:
-        """The same streams delivered on `device` (a copy; this source is untouched)."""
-        return self._derived([_clone(g) for g in self._gens], self._cache, torch.device(device))
-
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}
 
@@ -280,12 +232,6 @@ def _pool(workers: int) -> ThreadPoolExecutor:
     if workers not in _POOLS:
         _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="fv-noise")
     return _POOLS[workers]
-
-
-def _clone(g: torch.Generator) -> torch.Generator:
-    c = torch.Generator(device="cpu")
-    c.set_state(g.get_state())
-    return c
 
 
 # ---- the loop ---------------------------------------------------------------------------------
@@ -347,3 +293,13 @@ def _pairs_from(num_steps: int, steps: int | str, start_t: int | None) -> list[t
 def start_timestep(num_steps: int, steps: int | str, start_t: int | None) -> int:
     """The first timestep `sample` visits for this respacing and start_t (num_steps - 1 when None)."""
     return _pairs_from(num_steps, steps, start_t)[0][0]
+
+
+def ref_start(num_steps: int, ref_strength: float) -> int | None:
+    """The start_t of an SDEdit start at strength s (the reference noised to t = s (L-1)); None for s = 1."""
+    return None if ref_strength >= 1.0 else int(round(ref_strength * (num_steps - 1)))
+
+
+def steps_from(num_steps: int, steps: int | str, ref_strength: float = 1.0) -> int:
+    """How many network steps `sample` runs for this respacing and start (what a progress bar counts)."""
+    return len(_pairs_from(num_steps, steps, ref_start(num_steps, ref_strength)))

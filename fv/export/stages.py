@@ -21,7 +21,7 @@ from fv.engine.backends.artifacts import (OPSET, StageDir, file_sha256, onnx_sta
                                           trt_stage)
 from fv.engine.backends.ort_backend import OrtBackend
 from fv.engine.checkpoint import load_checkpoint
-from fv.engine.iospec import network_modules
+from fv.engine.families import network_modules
 from fv.export.errors import ExportError
 from fv.export.manifest import build_manifest, load_manifest, write_manifest
 from fv.export.onnx_export import EXPORTER, export_onnx

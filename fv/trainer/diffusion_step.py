@@ -1,11 +1,12 @@
 """One training step of the diffusion settings onlyDM, EM-DM, both_retrievedMcs (thesis 3.2.3, 3.4.3).
 
 For each selected frame x of a real video with neutral reference x_ref = frame 0:
-    t ~ U{0, L-1}, eps ~ N(0, I), x_t = sqrt(abar_t) x + sqrt(1 - abar_t) eps   (eq. 3.2, the schedule's
-    add_noise, the same module the samplers invert), loss = ||eps - U-Net(x_t, x_ref, t, z_m, z_a)||^2.
-With fv's residual target (the demo preset; `fv train --residual`) the U-Net predicts x0 = frame - x_ref
-and the loss is ||x0 - x0_theta||^2.
-Guidance dropout: with p = 0.1 per video, motion and emotion are zeroed together.
+    t ~ U{0, L-1} (DiffusionSchedule.sample_timesteps), eps ~ N(0, I), x0 = Objective.encode(x, x_ref),
+    x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps   (eq. 3.2, the schedule's add_noise, the same module the
+    samplers invert), loss = ||Objective.loss_target(x0, eps) - f_theta(x_t, x_ref, t, z_m, z_a)||^2:
+    the thesis' eps loss for "frame-eps", the x0 loss for fv's "residual-x0" (fv.engine.diffusion.OBJECTIVES).
+Guidance dropout: with p_uncond per video, motion and emotion are zeroed together by the same
+`drop_condition` the sampler builds its unconditional half with.
 
 Motion codes (fv's reading of thesis 3.2.3, where the text is brief): the GRU is a generator, not an
 encoder, so a real video has no codes of its own. For every training video at every step we draw fresh
@@ -18,37 +19,66 @@ both_retrievedMcs instead uses the video's own expression codes (bank), with mot
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from fv.data.layout import VideoSplit
-from fv.engine.checkpoint import CheckpointError, expect_setting, read_checkpoint
+from fv.engine.checkpoint import read_checkpoint
 from fv.engine.config import RunConfig
-from fv.engine.diffusion import DiffusionSchedule, encode_target
-from fv.engine.gan_sampling import motion_inputs
 from fv.engine.labels import one_hot
 from fv.engine.models.mixer import motion_windows
-from fv.engine.video_sampler import SampleOptions, sample_diffusion_videos
+from fv.engine.motion import GRUMotion
+from fv.engine.video_sampler import drop_condition
 from fv.trainer.distributed import Dist
 
-MOTION_SETTING = {"onlyDM": "baseline", "EM-DM": "onlyEM"}
 
+class FrozenGRU:
+    """onlyDM / EM-DM: codes from the frozen R the checkpoint carries, loaded from the motion checkpoint."""
 
-def attach_motion_source(config: RunConfig, motion_checkpoint: Path | None) -> RunConfig:
-    """onlyDM / EM-DM: put the frozen GRU's config (from a baseline / onlyEM checkpoint) into the config."""
-    need = MOTION_SETTING.get(config.setting)
-    if need is None:
+    def __init__(self, config: RunConfig, model: nn.ModuleDict):
+        self.cfg, self.model = config.model, model
+        self.source = GRUMotion(model["R"], model["R"].dim)
+
+    @staticmethod
+    def adapt_config(config: RunConfig, data: VideoSplit) -> RunConfig:
         return config
-    if motion_checkpoint is None:
-        raise CheckpointError(f"{config.setting} needs a trained {need} checkpoint for its motion codes; "
-                              f"train one with `fv train {need}` or pass --motion-checkpoint")
-    ckpt = read_checkpoint(motion_checkpoint)
-    expect_setting(ckpt, need)
-    model = dataclasses.replace(config.model, motion=ckpt.config.model, motion_from=str(motion_checkpoint))
-    return config.replace(model=model)
+
+    def initialize(self, data: VideoSplit, log) -> None:
+        ckpt = read_checkpoint(self.cfg.motion_from)
+        self.model["R"].load_state_dict({**ckpt.section("model.R"), **ckpt.section("ema.R")})
+        log(f"motion codes from the frozen GRU of {self.cfg.motion_from}")
+
+    def codes(self, batch: dict, gen: torch.Generator, step: int) -> torch.Tensor:
+        with torch.no_grad():
+            return self.source.training_codes(batch["emotion"], gen, batch["video"].device)
+
+
+class ExpressionBank:
+    """both_retrievedMcs: each video's own expression codes, with motion mixing (3.4.4)."""
+
+    def __init__(self, config: RunConfig, model: nn.ModuleDict):
+        self.cfg, self.model = config.model, model
+
+    @staticmethod
+    def adapt_config(config: RunConfig, data: VideoSplit) -> RunConfig:
+        from fv.trainer.expression_bank import default_embedder
+        m = config.model
+        return config.replace(model=dataclasses.replace(
+            m, bank_size=len(data), embedder=m.embedder or default_embedder(m.unet.motion_dim)))
+
+    def initialize(self, data: VideoSplit, log) -> None:
+        from fv.trainer.expression_bank import fill_bank
+        fill_bank(self.model["bank"], data, self.cfg.embedder, log)
+
+    def codes(self, batch: dict, gen: torch.Generator, step: int) -> torch.Tensor:
+        from fv.trainer.expression_bank import mixed_codes
+        p = self.cfg.mix_max * min(1.0, step / max(1, self.cfg.mix_warmup))
+        return mixed_codes(self.model["bank"], batch["index"], p, gen)
+
+
+MOTION = {"gru": FrozenGRU, "retrieved": ExpressionBank}   # DiffusionConfig.motion_source -> its training side
 
 
 class _Denoiser(nn.Module):
@@ -60,7 +90,7 @@ class _Denoiser(nn.Module):
 
     def forward(self, x_ref, k: int, x_t, t, win, emo):
         ref = tuple(f.repeat_interleave(k, 0) for f in self.unet.encode_reference(x_ref))
-        return self.unet.predict_raw(x_t, ref, t, win, emo)   # eps, or x0 for predict="x0"
+        return self.unet.denoise(x_t, ref, t, win, emo)   # the raw prediction: eps, or x0 (the objective's)
 
 
 class DiffusionStep:
@@ -76,48 +106,23 @@ class DiffusionStep:
         self.trainable = {"unet": model["unet"]}
         self.optimizers = {"unet": torch.optim.AdamW(model["unet"].parameters(), lr=tr.lr, betas=tr.betas,
                                                      weight_decay=tr.weight_decay)}
-        c = self.cfg
-        self.schedule = DiffusionSchedule(c.num_steps, c.beta_start, c.beta_end, device=device)
+        self.schedule = self.cfg.schedule(device)
+        self.objective = self.cfg.parameterisation
+        self.motion = MOTION[self.cfg.motion_source](config, model)
 
     @staticmethod
     def adapt_config(config: RunConfig, data: VideoSplit) -> RunConfig:
-        if config.model.motion_source == "retrieved":
-            from fv.trainer.expression_bank import default_embedder
-            m = config.model
-            return config.replace(model=dataclasses.replace(
-                m, bank_size=len(data), embedder=m.embedder or default_embedder(m.unet.motion_dim)))
-        return config
+        return MOTION[config.model.motion_source].adapt_config(config, data)
 
     def initialize(self, data: VideoSplit, log) -> None:
         """Fresh run: load the frozen GRU's weights (EMA) or build the expression-code bank."""
-        c = self.cfg
-        if c.motion_source == "gru":
-            ckpt = read_checkpoint(c.motion_from)
-            state = {**ckpt.section("model.R"), **ckpt.section("ema.R")}
-            self.model["R"].load_state_dict(state)
-            log(f"motion codes from the frozen GRU of {c.motion_from}")
-        else:
-            from fv.trainer.expression_bank import fill_bank
-            fill_bank(self.model["bank"], data, c.embedder, log)
-
-    # ------------------------------------------------------------------------------------------------
-    def _codes(self, batch: dict, gen: torch.Generator, step: int) -> torch.Tensor:
-        emotion = batch["emotion"]
-        if self.cfg.motion_source == "gru":
-            R = self.model["R"]
-            noise, h0 = motion_inputs(len(emotion), R.dim, batch["video"].shape[1], gen, self.device)
-            with torch.no_grad():
-                return R(noise, h0, one_hot(emotion).to(self.device))
-        from fv.trainer.expression_bank import mixed_codes
-        c = self.cfg
-        p = c.mix_max * min(1.0, step / max(1, c.mix_warmup))
-        return mixed_codes(self.model["bank"], batch["index"], p, gen)
+        self.motion.initialize(data, log)
 
     def __call__(self, batch: dict[str, torch.Tensor], gen: torch.Generator, step: int) -> dict[str, float]:
         c = self.cfg
         video, emotion = batch["video"], batch["emotion"]
         B, T = video.shape[:2]
-        windows = motion_windows(self._codes(batch, gen, step), c.unet.window)          # [B, T, W, D]
+        windows = motion_windows(self.motion.codes(batch, gen, step), c.unet.window)    # [B, T, W, D]
         if c.batch_mode == "full_video":
             frames = torch.arange(T).expand(B, T)
         else:  # random_frames: k distinct frames per video
@@ -127,36 +132,24 @@ class DiffusionStep:
         rows = torch.arange(B)[:, None].expand(B, k)
         frames, rows = frames.to(self.device), rows.to(self.device)
         x0 = video[rows, frames].reshape(B * k, *video.shape[2:])                        # [B*k, 3, H, W]
-        x0 = encode_target(x0, video[:, 0].repeat_interleave(k, 0), c.target)           # frame or frame - x_ref
+        x0 = self.objective.encode(x0, video[:, 0].repeat_interleave(k, 0))             # frame or frame - x_ref
         win = windows[rows, frames].reshape(B * k, *windows.shape[2:])                   # [B*k, W, D]
         keep = (torch.rand(B, generator=gen) >= c.p_uncond).float().to(self.device)      # guidance dropout
-        keep_f = keep.repeat_interleave(k)
-        win = win * keep_f[:, None, None]
-        emo = one_hot(emotion).to(self.device).repeat_interleave(k, 0) * keep_f[:, None]
-        t = torch.randint(0, c.num_steps, (B * k,), generator=gen).to(self.device)
+        win, emo = drop_condition(win, one_hot(emotion).to(self.device).repeat_interleave(k, 0),
+                                  keep.repeat_interleave(k))
+        t = self.schedule.sample_timesteps(B * k, gen, self.device)
         eps = torch.randn(x0.shape, generator=gen).to(self.device)
         x_t = self.schedule.add_noise(x0, eps, t)
         unet = self.model["unet"]
         with self.amp():
             pred = self.denoiser(video[:, 0], k, x_t, t, win, emo)
-            # eps prediction: the thesis' ||eps - eps_theta||^2. x0 prediction (fv's residual target):
-            # ||x0 - x0_theta||^2, the same error weighted 1 instead of SNR_t = abar/(1-abar), so the high-t steps where
-            # only the motion codes and emotion say what the expression is are not weighted ~0.
-            loss = F.mse_loss(pred.float(), x0 if unet.cfg.predict == "x0" else eps)
+            loss = F.mse_loss(pred.float(), self.objective.loss_target(x0, eps))
         opt = self.optimizers["unet"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         gnorm = nn.utils.clip_grad_norm_(unet.parameters(), self.grad_clip or float("inf"))
         opt.step()
         return {"loss": loss.item(), "grad_norm": float(gnorm)}
-
-    @torch.no_grad()
-    def preview(self, sample_model: nn.ModuleDict, x_ref: torch.Tensor, emotions: torch.Tensor,
-                seed: int = 0) -> torch.Tensor:
-        c = self.cfg
-        opts = SampleOptions(c.sampler, min(c.sample_steps, 25), c.eta, c.guidance, ref_strength=c.ref_strength)
-        seeds = [seed + i for i in range(len(x_ref))]
-        return sample_diffusion_videos(sample_model, c, x_ref.to(self.device), emotions, seeds, opts)
 
     def extra_tensors(self) -> dict[str, torch.Tensor]:
         return {}

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from fv.data.layout import VideoSplit
-from fv.engine.diffusion_build import MotionBank
+from fv.engine.motion import MotionBank
 from fv.engine.labels import EMOTIONS, N_FRAMES
 from fv.metrics.expression import ExpressionFeatures, default_features
 

@@ -23,7 +23,8 @@ from torch import nn
 
 from fv.data.layout import VideoSplit
 from fv.engine.config import RunConfig
-from fv.engine.gan_sampling import gan_video, motion_inputs
+from fv.engine.gan_sampling import gan_video
+from fv.engine.motion import motion_inputs
 from fv.engine.labels import EMOTIONS, one_hot
 from fv.trainer.distributed import Dist, no_sync
 
@@ -109,16 +110,6 @@ class GANStep:
         return {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "g_adv": l_adv_g.item(),
                 "g_emo": l_emo_g.item(), "g_ide": l_ide_g.item(), "d_emo": l_emo_d.item(),
                 "d_ide": l_ide_d.item(), **({"g_rec": l_rec.item()} if paired else {})}
-
-    @torch.no_grad()
-    def preview(self, sample_model: nn.ModuleDict, x_ref: torch.Tensor, emotions: torch.Tensor,
-                seed: int = 0) -> torch.Tensor:
-        """Videos [n, T, 3, H, W] for the sample strips, from the EMA weights and fixed noise."""
-        gen = torch.Generator().manual_seed(seed)
-        noise, h0 = motion_inputs(len(x_ref), self.cfg.dim_z_motion, self.cfg.n_frames, gen, self.device)
-        video, _ = gan_video(sample_model["R"], sample_model["G"], x_ref.to(self.device),
-                             one_hot(emotions).to(self.device), noise, h0)
-        return video
 
     def extra_tensors(self) -> dict[str, torch.Tensor]:
         return {}

@@ -1,7 +1,9 @@
 """The one training loop (STYLE practice 7): data, AMP, EMA, checkpoints, previews, logging.
 
-Per-setting steps (GANStep, DiffusionStep) own their losses and optimisers and return loss dicts; this
-loop owns everything around them. A run lives in one folder:
+Per-family steps (fv.trainer.steps: GANStep, DiffusionStep) own their losses and optimisers and return loss
+dicts; this loop owns everything around them. Preview strips are rendered by the sampling engine
+itself, on the EMA weights with the config's sampling options (fv.engine.engine.Engine.from_model), so they
+show what `fv render` would. A run lives in one folder:
     RUN/step_000250.safetensors ...   the newest `keep_checkpoints` checkpoints
     RUN/last.safetensors              the newest, what --resume and `fv render` pick up
     RUN/metrics.jsonl                 one JSON line of losses every `log_every` steps
@@ -23,25 +25,19 @@ from typing import Callable
 import torch
 
 from fv.data.layout import load_split
-from fv.engine.build import build_model
+from fv.engine.engine import Engine
+from fv.engine.families import build_model
 from fv.engine.checkpoint import (LAST, CheckpointError, expect_setting, load_model_state, load_optimizer,
                                   optimizer_tensors, read_checkpoint, save_checkpoint, state_tensors)
-from fv.engine.config import GAN_SETTINGS, RunConfig
+from fv.engine.config import RunConfig
 from fv.engine.labels import EMOTIONS
 from fv.trainer.batches import EpochBatches, step_generator
 from fv.trainer import distributed
 from fv.trainer.ema import EMA
 from fv.trainer.preview import save_png, video_grid
+from fv.trainer.steps import step_class
 
 SCHEDULE = ("sample_every", "ckpt_every", "log_every", "keep_checkpoints")  # may change when resuming
-
-
-def step_class(setting: str):
-    if setting in GAN_SETTINGS:
-        from fv.trainer.gan_step import GANStep
-        return GANStep
-    from fv.trainer.diffusion_step import DiffusionStep
-    return DiffusionStep
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -74,7 +70,7 @@ class Trainer:
             train = dataclasses.replace(train, **{k: v for k, v in (schedule or {}).items() if k in SCHEDULE})
             config = ckpt.config.replace(train=train)
             self.start = ckpt.step
-        self.Step = step_class(config.setting)
+        self.Step = step_class(config)
         if ckpt is None:
             config = self.Step.adapt_config(config, self.data).replace(data=str(data_root))
         self.config = config
@@ -138,7 +134,9 @@ class Trainer:
         refs = self.preview_data.videos(ids)[:, 0]                       # [n, 3, 64, 64]
         x_ref = refs.repeat_interleave(len(EMOTIONS), 0)
         emo = torch.arange(len(EMOTIONS)).repeat(n)
-        videos = self.step.preview(self.sampling_model(), x_ref, emo, seed=self.config.train.seed)
+        seed = self.config.train.seed
+        engine = Engine.from_model(self.config, self.sampling_model(), self.device)  # the config's sampling
+        videos = engine.sample(x_ref, emo, [seed + i for i in range(len(x_ref))])
         return save_png(self.run_dir / "samples" / f"step_{step:06d}.png", video_grid(videos.cpu()), scale=2)
 
     # ---- the loop -----------------------------------------------------------------------------

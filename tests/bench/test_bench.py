@@ -23,4 +23,4 @@ def test_throughput_rows_for_torch_and_onnxruntime(tmp_path):
 def test_gan_checkpoints_have_one_pass(tmp_path):
     ckpt = tiny_checkpoint(tmp_path / "b.safetensors", "baseline")
     rows = throughput(ckpt, steps=(10, 50), videos=2, repeats=1, log=lambda m: None)
-    assert len(rows) == 1 and rows[0]["sampler"] == "gan" and rows[0]["steps"] == 0
+    assert len(rows) == 1 and rows[0]["sampler"] == "single-pass" and rows[0]["steps"] == 0

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from fv.engine.build import build_model
+from fv.engine.families import build_model
 from fv.engine.checkpoint import save_checkpoint, state_tensors
 from tests.tiny import tiny_gan_config
 

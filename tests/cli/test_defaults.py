@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fv.cli import common
-from fv.engine.build import build_model
+from fv.engine.families import build_model
 from fv.engine.checkpoint import CheckpointError, save_checkpoint, state_tensors
 from tests.tiny import tiny_gan_config
 

@@ -7,7 +7,7 @@ import torch
 
 from fv.engine.backends import KINDS, BackendError, make_backends
 from fv.engine.backends.torch_backend import TorchBackend
-from fv.engine.iospec import network_modules, network_specs
+from fv.engine.families import network_modules, network_specs
 from tests.export.conftest import tiny_ckpts, tiny_model  # noqa: F401 - tiny_ckpts is a fixture
 
 
@@ -35,8 +35,8 @@ def test_torch_backend_bf16_on_cpu_is_close_not_equal():
     cfg, model = tiny_model("onlyDM")
     spec, mod = network_specs(cfg)["denoiser"], network_modules(cfg, model)["denoiser"]
     feeds = spec.sample_inputs(2, torch.Generator().manual_seed(2))
-    ref = module_outputs(mod, spec, feeds)["eps"]
-    low = TorchBackend(mod, spec, dtype="bf16")(feeds)["eps"]
+    ref = module_outputs(mod, spec, feeds)["prediction"]
+    low = TorchBackend(mod, spec, dtype="bf16")(feeds)["prediction"]
     assert low.dtype == torch.float32
     err = (low - ref).abs().max().item()
     # bf16 has an 8-bit mantissa: relative error of order 2^-8 per op, never the exact fp32 result
@@ -45,12 +45,12 @@ def test_torch_backend_bf16_on_cpu_is_close_not_equal():
 
 def test_torch_backend_rejects_bad_feeds_and_options():
     cfg, model = tiny_model("baseline")
-    spec, mod = network_specs(cfg)["generator"], network_modules(cfg, model)["generator"]
+    spec, mod = network_specs(cfg)["decoder"], network_modules(cfg, model)["decoder"]
     b = TorchBackend(mod, spec)
     feeds = spec.sample_inputs(2)
-    with pytest.raises(BackendError, match="generator takes inputs .* missing \\['motion'\\]"):
+    with pytest.raises(BackendError, match="decoder takes inputs .* missing \\['motion'\\]"):
         b({k: v for k, v in feeds.items() if k != "motion"})
-    with pytest.raises(BackendError, match="generator.category must have shape \\['B', 7\\]"):
+    with pytest.raises(BackendError, match="decoder.category must have shape \\['B', 7\\]"):
         b({**feeds, "category": torch.zeros(2, 6)})
     with pytest.raises(BackendError, match="unknown precision 'int8'"):
         TorchBackend(mod, spec, dtype="int8")
@@ -101,11 +101,11 @@ def test_cuda_graph_backend_matches_eager(precision, atol):
     cfg, model = tiny_model("onlyDM")
     spec, mod = network_specs(cfg)["denoiser"], network_modules(cfg, model)["denoiser"]
     ref = {b: spec.sample_inputs(b, torch.Generator().manual_seed(b)) for b in (1, 3)}
-    want = {b: module_outputs(mod, spec, f)["eps"] for b, f in ref.items()}
+    want = {b: module_outputs(mod, spec, f)["prediction"] for b, f in ref.items()}
     g = TorchBackend(mod, spec, "cuda", precision, cuda_graph=True)
     for _ in range(2):  # the second round replays the captured graphs
         for b, f in ref.items():
-            got = g({k: v.cuda() for k, v in f.items()})["eps"].cpu()
+            got = g({k: v.cuda() for k, v in f.items()})["prediction"].cpu()
             torch.testing.assert_close(got, want[b], atol=atol, rtol=0)
     assert sorted(g._graphs) == [1, 3]
 

@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 import torch
 
-from fv.engine.build import build_model
+from fv.engine.families import build_model
 from fv.engine.checkpoint import (CheckpointError, find_latest, load_checkpoint, read_checkpoint,
                                   save_checkpoint, state_tensors)
 from fv.engine.config import ConfigError, GANConfig, RunConfig, check_setting, default_config
@@ -88,3 +88,26 @@ def test_wrong_setting_and_shape_mismatch(tmp_path):
         load_checkpoint(q)
     assert find_latest(tmp_path, "baseline") == p
     assert find_latest(tmp_path, "onlyEM") is None
+
+
+def test_configs_of_older_checkpoints_are_upgraded_or_refused_with_a_reason():
+    """fv's earlier DiffusionConfig kept five sampling fields at its top level and described the objective with
+    `target` plus the U-Net's `predict` (and `x_skip`); those dicts still load, as the same configuration."""
+    from fv.engine.config import ConfigError, DiffusionConfig, RunConfig, default_config
+    new = default_config("onlyDM", "demo")
+    d = new.to_dict()
+    old = dict(d["model"])
+    sampling = old.pop("sampling")
+    old.pop("objective")
+    old.update(sampler=sampling["sampler"], sample_steps=sampling["steps"], eta=sampling["eta"],
+               guidance=sampling["guidance"], ref_strength=sampling["ref_strength"], target="residual",
+               unet={**old["unet"], "predict": "x0", "x_skip": False})
+    back = RunConfig.from_dict({**d, "model": old})
+    assert back.model == new.model and isinstance(back.model, DiffusionConfig)
+    # a field an old checkpoint lacked takes that version's default (ref_strength was 0.5 there)
+    del old["ref_strength"]
+    assert RunConfig.from_dict({**d, "model": old}).model.sampling.ref_strength == 0.5
+    for unet, target, match in (({"x_skip": True, "predict": "eps"}, "residual", "x_skip"),
+                                ({"x_skip": False, "predict": "eps"}, "residual", "residual.*eps")):
+        with pytest.raises(ConfigError, match=match):
+            RunConfig.from_dict({**d, "model": {**old, "target": target, "unet": {**old["unet"], **unet}}})

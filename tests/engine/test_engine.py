@@ -9,18 +9,18 @@ import numpy as np
 import pytest
 import torch
 
-from fv.engine.build import build_model
+from fv.engine.families import build_model
 from fv.engine.checkpoint import load_checkpoint, save_checkpoint, state_tensors
-from fv.engine.config import GANConfig, RunConfig, default_config
+from fv.engine.config import DiffusionConfig, GANConfig, RunConfig, default_config
 from fv.engine.diffusion import DiffusionSchedule
-from fv.engine.diffusion_config import DiffusionConfig
 from fv.engine.engine import Engine, to_uint8_video
 from fv.engine.gan_sampling import gan_video
 from fv.engine.labels import one_hot
 from fv.engine.models.mixer import motion_windows
 from fv.engine.models.unet import UNetConfig
+from fv.engine.motion import motion_noise
 from fv.engine.requests import EngineError, RenderRequest
-from fv.engine.video_sampler import SampleOptions, motion_noise, sample_diffusion_videos
+from fv.engine.sample_options import SampleOptions
 
 S = 16     # tiny U-Net frame size (the GAN is fixed at 64)
 ATOL = 2e-5  # batched kernels may round differently from single ones; nothing else may differ
@@ -36,20 +36,19 @@ def tiny_gan_checkpoint(path, setting="baseline", seed=0):
     return save_checkpoint(path, cfg, 1, state_tensors("model", model.state_dict()))
 
 
-def tiny_unet(motion_dim=10, predict="eps") -> UNetConfig:
+def tiny_unet(motion_dim=10) -> UNetConfig:
     # 16 x 16 frames and 4 levels: the same engine logic as 64 x 64 at 1/16 of the CPU time
     return UNetConfig.demo(image_size=S, base_ch=4, ch_mult=(1, 1, 2, 2), groups=2, time_dim=16, mixer_depth=1,
-                           mixer_ch=8, mixer_hidden=16, face_ch=(4, 4, 4, 4), attn_heads=2, motion_dim=motion_dim,
-                           predict=predict)
+                           mixer_ch=8, mixer_hidden=16, face_ch=(4, 4, 4, 4), attn_heads=2, motion_dim=motion_dim)
 
 
-def tiny_diffusion_checkpoint(path, setting="onlyDM", seed=0, num_steps=100, predict="eps", **sampling):
+def tiny_diffusion_checkpoint(path, setting="onlyDM", seed=0, num_steps=100, objective="frame-eps", **sampling):
     retrieved = setting == "both_retrievedMcs"
     motion = None if retrieved else GANConfig(emotion_in_gru=setting == "EM-DM")
-    model_cfg = DiffusionConfig(unet=tiny_unet(16 if retrieved else 10, predict), num_steps=num_steps,
+    model_cfg = DiffusionConfig(unet=tiny_unet(16 if retrieved else 10), num_steps=num_steps, objective=objective,
                                 motion_source="retrieved" if retrieved else "gru", motion=motion,
-                                bank_size=12 if retrieved else 0, sample_steps=4,
-                                **{"ref_strength": 1.0, **sampling})
+                                bank_size=12 if retrieved else 0,
+                                sampling=SampleOptions(**{"steps": 4, "ref_strength": 1.0, **sampling}))
     cfg = RunConfig(setting=setting, preset="demo", model=model_cfg)
     torch.manual_seed(seed)
     model = build_model(cfg)
@@ -83,8 +82,7 @@ def ckpts(tmp_path_factory):
             "onlyEM": tiny_gan_checkpoint(d / "onlyEM.safetensors", "onlyEM", seed=1),
             "onlyDM": tiny_diffusion_checkpoint(d / "onlyDM.safetensors"),
             # what `fv train --residual` makes: residual target, the U-Net predicts it (x0)
-            "onlyDM-residual": tiny_diffusion_checkpoint(d / "onlyDM_res.safetensors", target="residual",
-                                                         predict="x0"),
+            "onlyDM-residual": tiny_diffusion_checkpoint(d / "onlyDM_res.safetensors", objective="residual-x0"),
             "EM-DM": tiny_diffusion_checkpoint(d / "EM-DM.safetensors", "EM-DM", seed=2),
             "both_retrievedMcs": tiny_diffusion_checkpoint(d / "both.safetensors", "both_retrievedMcs", seed=3)}
 
@@ -118,26 +116,24 @@ def test_gan_batch_equals_single_and_direct_torch(ckpts, setting):
 def test_gan_chunking_and_sub_batches_change_nothing(ckpts):
     x, emo, seeds = faces(3, seed=1), [1, 2, 4], [5, 6, 7]
     big = Engine(ckpts["baseline"], max_frames_per_call=1024)
-    small = Engine(ckpts["baseline"], max_frames_per_call=20)  # 1 video per chunk, 2 generator calls per video
+    small = Engine(ckpts["baseline"], max_frames_per_call=20)  # 1 video per chunk, 2 decoder calls per video
     assert big.videos_per_chunk == 32 and small.videos_per_chunk == 1
     a, b = big.sample(x, emo, seeds), small.sample(x, emo, seeds)
-    assert small.nets["generator"].calls == 3 * 2 and big.nets["generator"].calls == 1
+    assert small.nets["decoder"].calls == 3 * 2 and big.nets["decoder"].calls == 1
+    # the neutral face is encoded once per video, not once per frame
+    assert small.nets["encoder"].calls == 3 and big.nets["encoder"].calls == 1
     torch.testing.assert_close(a, b, atol=ATOL, rtol=0)
 
 
 # ---------------------------------------------------------------- diffusion settings
 
 @pytest.mark.parametrize("setting", ["onlyDM", "EM-DM", "both_retrievedMcs"])
-def test_diffusion_batch_equals_single_and_direct_torch(ckpts, setting):
+def test_diffusion_batch_equals_single(ckpts, setting):
     eng = Engine(ckpts[setting], sampler="ddpm", steps=4, guidance=2.0, ref_strength=0.5)  # from the noised face
     x, emo, seeds = faces(3, S, seed=2), [3, 0, 3], [7, 8, 9]
     batch = eng.sample(x, emo, seeds)
     assert batch.shape == (3, 32, 3, S, S) and torch.isfinite(batch).all()
     torch.testing.assert_close(batch, per_request(eng, x, emo, seeds), atol=ATOL, rtol=0)
-    config, model = load_checkpoint(ckpts[setting])
-    direct = sample_diffusion_videos(model, config.model, x, torch.tensor(emo), seeds,
-                                     SampleOptions("ddpm", 4, 0.0, 2.0, ref_strength=0.5))
-    torch.testing.assert_close(batch, direct, atol=ATOL, rtol=0)
     # same seed and emotion, another face: only the identity differs; another seed: another sample
     assert not torch.allclose(batch[0], batch[2], atol=1e-3)
 
@@ -162,8 +158,8 @@ def test_one_ddim_step_matches_the_hand_formula(ckpts, frame_noise, target):
     eps = eps_u + g (eps_c - eps_u), x_T = the request's first N(0, I) draw (its own CPU generator): one
     [3, S, S] image shared by the 32 frames ("video") or [32, 3, S, S] ("frame"). A residual target
     diffuses frame - x_ref: the frame is x_ref + that x0, clipped so the frame stays in [-1, 1]. Its U-Net
-    predicts x0 (r = its raw output) and forward returns eps = (x_T - sqrt(abar) r) / sqrt(1 - abar), so the
-    step's x0 is r_u + g (r_c - r_u), computed here from the raw outputs."""
+    predicts x0 (r = its raw output), which the sampler turns into eps = (x_T - sqrt(abar) r) / sqrt(1 - abar),
+    so the step's x0 is r_u + g (r_c - r_u), computed here from the raw outputs."""
     g, seed, emotion = 3.0, 21, 3
     name = "onlyDM" if target == "frame" else "onlyDM-residual"
     eng = Engine(ckpts[name], sampler="ddim", steps=1, guidance=g, frame_noise=frame_noise)
@@ -171,7 +167,7 @@ def test_one_ddim_step_matches_the_hand_formula(ckpts, frame_noise, target):
     out = eng.sample(x, [emotion], [seed])[0]                                # [T, 3, S, S]
 
     config, model = load_checkpoint(ckpts[name])
-    assert config.model.target == target
+    assert config.model.parameterisation.target == target
     unet, R = model["unet"], model["R"]
     gen = torch.Generator().manual_seed(seed)
     x_T = (torch.randn(1, 3, S, S, generator=gen).expand(32, -1, -1, -1) if frame_noise == "video"
@@ -183,13 +179,13 @@ def test_one_ddim_step_matches_the_hand_formula(ckpts, frame_noise, target):
     abar = float(torch.prod(1 - torch.linspace(1e-4, 0.02, 100, dtype=torch.float64)))
     with torch.no_grad():
         ref = tuple(f.expand(32, -1, -1, -1) for f in unet.encode_reference(x))
-        raw_c = unet.predict_raw(x_T, ref, t, win, z_a.expand(32, -1))
-        raw_u = unet.predict_raw(x_T, ref, t, torch.zeros_like(win), torch.zeros(32, 7))
+        raw_c = unet.denoise(x_T, ref, t, win, z_a.expand(32, -1))
+        raw_u = unet.denoise(x_T, ref, t, torch.zeros_like(win), torch.zeros(32, 7))
     if target == "frame":                                                    # eps prediction
         eps = raw_u + g * (raw_c - raw_u)
         x0 = (x_T - (1 - abar) ** 0.5 * eps) / abar ** 0.5
     else:                                                                    # x0 prediction
-        assert config.model.unet.predict == "x0"
+        assert config.model.parameterisation.prediction == "x0"
         x0 = raw_u + g * (raw_c - raw_u)
     want = x0.clamp(-1, 1) if target == "frame" else (x[0] + x0).clamp(-1, 1)
     torch.testing.assert_close(out, want, atol=1e-4, rtol=0)
@@ -200,12 +196,13 @@ def test_one_ddim_step_matches_the_hand_formula(ckpts, frame_noise, target):
 def test_retrieved_codes_are_training_trajectories_of_the_target_emotion(ckpts):
     eng = Engine(ckpts["both_retrievedMcs"])
     emotions, seeds = torch.tensor([0, 5, 5, 2]), [1, 2, 3, 1]
-    codes = eng._codes(emotions, seeds)                                    # [4, T, 16]
-    bank = eng.bank
+    source = eng.renderer.motion
+    codes = source.codes(emotions, seeds)                                  # [4, T, 16]
+    bank = source.bank
     for c, e in zip(codes, emotions):
         match = [i for i in range(len(bank.codes)) if torch.equal(bank.codes[i], c)]
         assert len(match) == 1 and int(bank.emotions[match[0]]) == int(e)
-    torch.testing.assert_close(codes[1:3], eng._codes(emotions[1:3], seeds[1:3]))  # per request, not per batch
+    torch.testing.assert_close(codes[1:3], source.codes(emotions[1:3], seeds[1:3]))  # per request, not per batch
 
 
 def test_guidance_one_runs_a_single_half(ckpts):
@@ -252,10 +249,13 @@ def test_bad_input_is_a_clear_engine_error(ckpts):
 
 def test_engine_takes_schedule_and_defaults_from_the_checkpoint(ckpts):
     eng = Engine(ckpts["onlyDM"])
-    assert eng.schedule.device == eng.device and eng.options.steps == 4  # the tiny config's sample_steps
-    torch.testing.assert_close(eng.schedule.alphas_cumprod, DiffusionSchedule(100).alphas_cumprod)
+    schedule = eng.renderer.schedule
+    assert schedule.device == eng.device and eng.options.steps == 4  # the tiny config's sampling.steps
+    torch.testing.assert_close(schedule.alphas_cumprod, DiffusionSchedule(100).alphas_cumprod)
     assert repr(eng).startswith("Engine(onlyDM, torch on cpu")
     assert eng.steps_per_chunk == 4 and Engine(ckpts["baseline"]).steps_per_chunk == 1
+    # an SDEdit start runs only the steps at or below t = s (L-1): the progress bar counts those
+    assert Engine(ckpts["onlyDM"], steps=10, ref_strength=0.5).steps_per_chunk == 5
 
 
 # ---------------------------------------------------------------- ONNX Runtime (fv export's artefacts)

@@ -2,7 +2,8 @@
 
 import torch
 
-from fv.engine.gan_sampling import gan_video, per_sample_motion_inputs
+from fv.engine.gan_sampling import gan_video
+from fv.engine.motion import motion_noise
 from fv.engine.models.gan import FrameGenerator, MotionGRU, VideoDiscriminator
 
 
@@ -53,7 +54,7 @@ def test_generator_and_discriminator_shapes_and_category_use():
     D = VideoDiscriminator(6, 5, ch=8, n_frames=32)
     R = MotionGRU(10, 7)
     x = torch.rand(2, 3, 64, 64) * 2 - 1
-    e, h0 = per_sample_motion_inputs([1, 2])
+    e, h0 = motion_noise([1, 2], 10)
     v, codes = gan_video(R, G, x, torch.eye(7)[[0, 3]], e, h0)
     assert v.shape == (2, 32, 3, 64, 64) and codes.shape == (2, 32, 10)
     assert v.abs().max() <= 1
@@ -71,11 +72,11 @@ def test_gan_video_batch_equals_single():
     G, R = FrameGenerator(16, 10, 7, ch=8).eval(), MotionGRU(10, 7).eval()
     x = torch.rand(3, 3, 64, 64) * 2 - 1
     cat = torch.eye(7)[[0, 2, 5]]
-    e, h0 = per_sample_motion_inputs([7, 8, 9])
+    e, h0 = motion_noise([7, 8, 9], 10)
     with torch.no_grad():
         batch, _ = gan_video(R, G, x, cat, e, h0)
         for i, s in enumerate([7, 8, 9]):
-            ei, hi = per_sample_motion_inputs([s])
+            ei, hi = motion_noise([s], 10)
             one, _ = gan_video(R, G, x[i:i + 1], cat[i:i + 1], ei, hi)
             torch.testing.assert_close(batch[i:i + 1], one, atol=1e-5, rtol=1e-5)
 

@@ -17,7 +17,7 @@ import pytest
 import torch
 from scipy import stats
 
-from fv.engine.diffusion import DiffusionSchedule, timestep_pairs
+from fv.engine.diffusion import OBJECTIVES, DiffusionSchedule, Objective, objective, timestep_pairs
 from fv.engine.samplers import (
     NoiseSource,
     NoiseSourceError,
@@ -211,23 +211,6 @@ def test_noise_streams_are_per_sample():
     assert torch.equal(c.initial(), d.initial()) and torch.equal(c.step(2), d.step(2))
 
 
-def test_subset_and_concat_continue_the_same_streams():
-    full = NoiseSource.from_seeds([1, 2, 3, 4, 5], (4,))
-    merged = NoiseSource.concat([NoiseSource.from_seeds([1, 2], (4,)), NoiseSource.from_seeds([3, 4, 5], (4,))])
-    assert len(merged) == 5
-    assert torch.equal(merged.initial(), full.initial())
-    assert torch.equal(merged.step(0), full.step(0))
-    part = full.subset([4, 1])  # mid-stream: continues from the parent's position, parent untouched
-    assert part.position == full.position == 2
-    assert torch.equal(part.step(0), full.step(0)[[4, 1]])
-    nxt = full.step(1)
-    assert torch.equal(part.step(1), nxt[[4, 1]])
-    with pytest.raises(NoiseSourceError, match="position"):
-        NoiseSource.concat([full, NoiseSource.from_seeds([9], (4,))])
-    with pytest.raises(NoiseSourceError, match="position|shape"):
-        NoiseSource.concat([NoiseSource.from_seeds([9], (4,)), NoiseSource.from_seeds([9], (5,))])
-
-
 # ---- classifier-free guidance ---------------------------------------------------------------------
 
 class DoubledModel:
@@ -310,7 +293,8 @@ def test_frame_noise_video_shares_x_T_across_frames(sampler, eta):
     """frame_noise="video": every frame of a video starts from (and is stepped with) the video's own noise,
     so a denoiser that ignores the conditioning gives identical frames; "frame" gives different ones.
     The shared draw is the request's seeded [1, C, H, W] stream: video k alone equals video k in a batch."""
-    from fv.engine.video_sampler import SampleOptions, sample_frames
+    from fv.engine.sample_options import SampleOptions
+    from fv.engine.video_sampler import sample_frames
     sched = DiffusionSchedule(100)
     T, shape = 4, (3, 8, 8)
     feats = (torch.zeros(2, 1),)
@@ -321,14 +305,15 @@ def test_frame_noise_video_shares_x_T_across_frames(sampler, eta):
     videos = {}
     for mode in ("video", "frame"):
         opts = SampleOptions(sampler, 10, eta, 1.0, frame_noise=mode)
-        videos[mode] = sample_frames(denoiser, sched, feats, windows, emotions, [3, 4], opts, shape)
+        videos[mode] = sample_frames(denoiser, sched, OBJECTIVES["frame-eps"], feats, windows, emotions, [3, 4], opts,
+                                     torch.zeros(2, *shape))
     v = videos["video"]
     assert torch.equal(v[:, 0:1].expand_as(v), v)               # all frames of a video equal
     assert not torch.equal(v[0], v[1])                          # videos still differ (their own seeds)
     f = videos["frame"]
     assert (f[:, 0] - f[:, 1]).abs().max() > 1e-3               # independent per frame
-    alone = sample_frames(denoiser, sched, (feats[0][1:],), windows[1:], emotions[1:], [4],
-                          SampleOptions(sampler, 10, eta, 1.0, frame_noise="video"), shape)
+    alone = sample_frames(denoiser, sched, OBJECTIVES["frame-eps"], (feats[0][1:],), windows[1:], emotions[1:], [4],
+                          SampleOptions(sampler, 10, eta, 1.0, frame_noise="video"), torch.zeros(1, *shape))
     torch.testing.assert_close(alone[0], v[1], rtol=0, atol=0)
 
 
@@ -336,7 +321,8 @@ def test_ref_strength_starts_from_the_noised_reference():
     """ref_strength s < 1 (SDEdit): the first denoiser call sees x = add_noise(x_ref, x_T draw, t0) with t0 the
     first visited timestep <= s (L-1), and only the timesteps <= t0 are visited; s = 1 visits them all."""
     from fv.engine.samplers import start_timestep
-    from fv.engine.video_sampler import SampleOptions, sample_frames
+    from fv.engine.sample_options import SampleOptions
+    from fv.engine.video_sampler import sample_frames
     sched = DiffusionSchedule(100)
     T, shape = 3, (3, 8, 8)
     x_ref = torch.rand(2, *shape) * 2 - 1
@@ -348,7 +334,8 @@ def test_ref_strength_starts_from_the_noised_reference():
             calls.append((x_t.clone(), t.clone()))
             return 0.1 * x_t
         opts = SampleOptions("ddim", steps, 0.0, 1.0, ref_strength=s)
-        sample_frames(denoiser, sched, (torch.zeros(2, 1),), windows, emotions, [7, 8], opts, shape, x_ref=x_ref)
+        sample_frames(denoiser, sched, OBJECTIVES["frame-eps"], (torch.zeros(2, 1),), windows, emotions, [7, 8], opts,
+                      x_ref)
         visited = [t for t, _ in timestep_pairs(100, steps)]
         t0 = start_timestep(100, steps, round(s * 99))
         assert t0 == max(t for t in visited if t <= round(s * 99))
@@ -357,19 +344,17 @@ def test_ref_strength_starts_from_the_noised_reference():
         x0 = x_ref.unsqueeze(1).expand(-1, T, *shape)
         want = x_T.expand(-1, T, *shape) if s == 1.0 else sched.add_noise(x0, x_T.expand(-1, T, *shape), t0)
         torch.testing.assert_close(calls[0][0], want.reshape(2 * T, *shape))
-    with pytest.raises(ValueError, match="x_ref"):
-        sample_frames(denoiser, sched, (torch.zeros(2, 1),), windows, emotions, [7, 8],
-                      SampleOptions("ddim", 20, 0.0, 1.0, ref_strength=0.5), shape)
 
 
 @pytest.mark.parametrize("ref_strength", [1.0, 0.5])
 def test_residual_target_is_decoded_against_the_reference(ref_strength):
-    """target "residual": the process runs on frame - x_ref and x_ref is added back. With the exact eps of a
+    """A "residual" target: the process runs on frame - x_ref and x_ref is added back. With the exact eps of a
     constant x0 = r, DDIM (eta 0) returns x0 = r at every step, so the video is x_ref + r, clipped elementwise
     so the frame stays in [-1, 1] ("frame" would give r itself). An SDEdit start noises the residual of the
     reference itself, zero: the first input is sqrt(1 - abar_t0) x_T."""
     from fv.engine.samplers import start_timestep
-    from fv.engine.video_sampler import SampleOptions, sample_frames
+    from fv.engine.sample_options import SampleOptions
+    from fv.engine.video_sampler import sample_frames
     sched = DiffusionSchedule(100)
     T, shape, r = 3, (3, 8, 8), 0.3
     x_ref = torch.rand(2, *shape) * 2 - 1
@@ -381,8 +366,10 @@ def test_residual_target_is_decoded_against_the_reference(ref_strength):
         ab = sched.abar(t, x_t).float()
         return (x_t - ab.sqrt() * r) / (1 - ab).sqrt()
     opts = SampleOptions("ddim", 10, 0.0, 1.0, ref_strength=ref_strength)
-    out = {tgt: sample_frames(denoiser, sched, (torch.zeros(2, 1),), windows, emotions, [7, 8], opts, shape,
-                              x_ref=x_ref, target=tgt) for tgt in ("frame", "residual")}
+    # both objectives' targets, with an eps-predicting denoiser (the target is what this test is about)
+    objectives = {tgt: Objective(tgt, "eps") for tgt in ("frame", "residual")}
+    out = {tgt: sample_frames(denoiser, sched, obj, (torch.zeros(2, 1),), windows, emotions, [7, 8], opts, x_ref)
+           for tgt, obj in objectives.items()}
     torch.testing.assert_close(out["frame"], torch.full((2, T, *shape), r), atol=1e-4, rtol=0)
     want = (x_ref + r).clamp(-1, 1).unsqueeze(1).expand(-1, T, *shape)
     torch.testing.assert_close(out["residual"], want, atol=1e-4, rtol=0)
@@ -392,9 +379,5 @@ def test_residual_target_is_decoded_against_the_reference(ref_strength):
         x_T = torch.stack([torch.randn(1, *shape, generator=torch.Generator().manual_seed(k)) for k in (7, 8)])
         first = (1 - sched.abar(t0, x_T)).sqrt().float() * x_T.expand(-1, T, *shape)
         torch.testing.assert_close(calls[len(calls) // 2], first.reshape(2 * T, *shape), atol=1e-5, rtol=0)
-    with pytest.raises(ValueError, match="x_ref"):
-        sample_frames(denoiser, sched, (torch.zeros(2, 1),), windows, emotions, [7, 8], opts, shape,
-                      target="residual")
-    with pytest.raises(ValueError, match="target"):
-        sample_frames(denoiser, sched, (torch.zeros(2, 1),), windows, emotions, [7, 8], opts, shape,
-                      x_ref=x_ref, target="delta")
+    with pytest.raises(ValueError, match="objective"):
+        objective("residual-eps")

@@ -254,49 +254,26 @@ def test_onnx_split_export_parity(tmp_path):
         assert np.abs(out - ref).max() < 1e-4
 
 
-def test_x_skip_adds_sqrt_one_minus_abar_times_x_t():
-    """x_skip: eps = sqrt(1 - abar_t) x_t + the plain network's output, abar from the linear schedule by hand
-    (float64 cumprod of 1 - beta); the coefficient follows the schedule the U-Net is built with."""
-    from fv.engine.diffusion import DiffusionSchedule
-    plain, skip = tiny(), tiny(x_skip=True)
-    skip.load_state_dict(plain.state_dict())               # the coefficient table is not a saved weight
-    x_t, x_ref, t, mo, e = inputs(3)
-    betas = np.linspace(1e-4, 0.02, 1000)
-    coef = np.sqrt(1 - np.cumprod(1 - betas))[t.numpy()]
-    with torch.no_grad():
-        diff = skip(x_t, x_ref, t, mo, e) - plain(x_t, x_ref, t, mo, e)
-    want = torch.from_numpy(coef).float().view(-1, 1, 1, 1) * x_t
-    torch.testing.assert_close(diff, want, atol=1e-5, rtol=1e-5)
-    short = ConditionalUNet(UNetConfig(**{**TINY, "x_skip": True}), DiffusionSchedule(100, 1e-3, 0.05))
-    coef100 = np.sqrt(1 - np.cumprod(1 - np.linspace(1e-3, 0.05, 100)))
-    np.testing.assert_allclose(short.skip_coef.numpy(), coef100, rtol=1e-4)  # float32 table
-    assert "skip_coef" not in skip.state_dict()
-
-
-def test_x0_prediction_returns_the_eps_of_its_clean_estimate():
-    """predict="x0": the network's output r is the clean target and forward returns
-    eps = (x_t - sqrt(abar_t) r) / sqrt(1 - abar_t), abar by hand (float64 cumprod of the linear betas), so a
-    deterministic DDIM step to t = -1 with that eps gives r back. Same weights as the eps U-Net: only the
-    head's meaning differs, and the coefficient tables are not saved weights."""
+def test_x0_prediction_becomes_eps_in_the_schedule_not_the_network():
+    """An x0-predicting U-Net's output r is the clean target; the sampler's DiffusionSchedule.eps_from turns it
+    into eps = (x_t - sqrt(abar_t) r) / sqrt(1 - abar_t), abar by hand (float64 cumprod of the linear betas),
+    so a deterministic DDIM step to t = -1 with that eps gives r back. The network holds no schedule table."""
     from fv.engine.diffusion import DiffusionSchedule
     from fv.engine.samplers import ddim_step
-    plain, x0net = tiny(), tiny(predict="x0")
-    x0net.load_state_dict(plain.state_dict())
+    net = tiny()
     x_t, x_ref, t, mo, e = inputs(4)
     t = torch.tensor([0, 1, 500, 999])                       # both ends of the schedule
     abar = np.cumprod(1 - np.linspace(1e-4, 0.02, 1000))[t.numpy()]
+    sched = DiffusionSchedule()
     with torch.no_grad():
-        r = plain(x_t, x_ref, t, mo, e)                      # eps net's output = x0 net's raw output
-        eps = x0net(x_t, x_ref, t, mo, e)
-        raw = x0net.predict_raw(x_t, x0net.encode_reference(x_ref), t, mo, e)
-    torch.testing.assert_close(raw, r)
+        r = net(x_t, x_ref, t, mo, e)
+    eps = sched.eps_from(r, x_t, t, "x0")
     want = (x_t.double() - torch.from_numpy(np.sqrt(abar)).view(-1, 1, 1, 1) * r.double()) \
         / torch.from_numpy(np.sqrt(1 - abar)).view(-1, 1, 1, 1)
     torch.testing.assert_close(eps.double(), want, atol=1e-3, rtol=1e-4)   # x 100 at t = 0: float32 round-off
-    x_rec = ddim_step(DiffusionSchedule(), x_t, eps, t, -1, 0.0, None)
+    x_rec = ddim_step(sched, x_t, eps, t, -1, 0.0, None)
     torch.testing.assert_close(x_rec, r, atol=1e-3, rtol=0)   # / sqrt(abar_999) = x 160 on round-off
-    assert not {"x0_coef", "x0_scale"} & set(x0net.state_dict())
-    with pytest.raises(UNetConfigError, match="predict"):
-        UNetConfig(**{**TINY, "predict": "v"})
-    with pytest.raises(UNetConfigError, match="x_skip"):
-        UNetConfig(**{**TINY, "predict": "x0", "x_skip": True})
+    assert sched.eps_from(r, x_t, t, "eps") is r
+    assert not [k for k in net.state_dict() if "coef" in k or "scale" in k]
+    with pytest.raises(ValueError, match="prediction"):
+        sched.eps_from(r, x_t, t, "v")

@@ -7,10 +7,10 @@ import dataclasses
 import pytest
 import torch
 
-from fv.engine.build import build_model
+from fv.engine.families import build_model
 from fv.engine.checkpoint import save_checkpoint, state_tensors
 from fv.engine.config import GANConfig, RunConfig, default_config
-from fv.engine.diffusion_config import DiffusionConfig
+from fv.engine.config import DiffusionConfig
 from fv.engine.models.unet import UNetConfig
 
 SETTINGS = ("baseline", "onlyEM", "onlyDM", "EM-DM", "both_retrievedMcs")
@@ -28,7 +28,7 @@ def tiny_config(setting: str) -> RunConfig:
                            motion_dim=16 if retrieved else 10)
     motion = None if retrieved else GANConfig(emotion_in_gru=setting == "EM-DM")
     model = DiffusionConfig(unet=unet, num_steps=100, motion_source="retrieved" if retrieved else "gru",
-                            motion=motion, bank_size=6 if retrieved else 0, ref_strength=1.0)
+                            motion=motion, bank_size=6 if retrieved else 0)
     return RunConfig(setting=setting, preset="demo", model=model)
 
 

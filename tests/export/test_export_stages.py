@@ -38,12 +38,12 @@ def test_export_writes_keyed_folder_manifest_and_files(first_export, tiny_ckpts)
     assert m["key"] == res.onnx.key and m["kind"] == "onnx" and m["precision"] == "fp32" and m["opset"] >= 17
     assert m["checkpoint"]["sha256"] == sha(ck) and m["setting"] == "onlyEM" and m["config"]["setting"] == "onlyEM"
     assert set(m["versions"]) >= {"torch", "onnx", "onnxruntime", "fv"} and m["versions"]["torch"] == torch.__version__
-    assert set(m["specs"]) == {"motion", "generator"} and set(m["parity"]) == {"motion", "generator"}
+    assert set(m["specs"]) == set(m["parity"]) == {"motion", "encoder", "decoder"}
     for rec in m["parity"].values():
         assert rec["tolerance"] == TOLERANCE["onnxruntime-fp32"] and rec["batches"] == [1, 3]
         assert 0 <= rec["max_abs_error"] <= rec["tolerance"]
     assert m["max_abs_error"] == max(r["max_abs_error"] for r in m["parity"].values())
-    assert set(m["files"]) == {"motion.onnx", "generator.onnx"}
+    assert set(m["files"]) == {"motion.onnx", "encoder.onnx", "decoder.onnx"}
     for name, f in m["files"].items():
         assert f["sha256"] == sha(res.onnx.folder / name)
     assert sorted(p.name for p in out.iterdir()) == [res.onnx.folder.name]  # no staging folder left behind
@@ -57,7 +57,7 @@ def test_rerun_reuses_and_backends_load_it(first_export, tiny_ckpts):
     assert {p.name: p.stat().st_mtime_ns for p in again.onnx.folder.iterdir()} == mtimes  # nothing rewritten
     ort = make_backends("onnxruntime", tiny_ckpts["onlyEM"], out)
     ref = make_backends("torch", tiny_ckpts["onlyEM"])
-    assert set(ort) == set(ref) == {"motion", "generator"}
+    assert set(ort) == set(ref) == {"motion", "encoder", "decoder"}
     for name, b in ort.items():
         feeds = b.spec.sample_inputs(2, torch.Generator().manual_seed(9))
         for k, v in b(feeds).items():
@@ -77,7 +77,7 @@ def test_a_changed_checkpoint_gets_a_new_key(first_export, tmp_path):
 def test_a_tampered_export_is_not_trusted(tiny_ckpts, tmp_path):
     ck = tiny_ckpts["baseline"]
     res = export_checkpoint(ck, tmp_path)
-    gen = res.onnx.folder / "generator.onnx"
+    gen = res.onnx.folder / "decoder.onnx"
     gen.write_bytes(gen.read_bytes()[:-10])  # truncated: same name, same key, wrong bytes
     assert "changed since it was written" in onnx_stage(ck, tmp_path).valid()
     with pytest.raises(BackendError, match="changed since it was written"):

@@ -7,10 +7,11 @@ import json
 import pytest
 import torch
 
-from fv.engine.iospec import BATCH, NetworkSpec, SpecError, TensorSpec, network_modules, network_specs
+from fv.engine.families import network_modules, network_specs
+from fv.engine.iospec import BATCH, NetworkSpec, SpecError, TensorSpec
 from tests.export.conftest import SETTINGS, tiny_config, tiny_model
 
-EXPECTED = {"baseline": ["motion", "generator"], "onlyEM": ["motion", "generator"],
+EXPECTED = {"baseline": ["motion", "encoder", "decoder"], "onlyEM": ["motion", "encoder", "decoder"],
             "onlyDM": ["motion", "face_encoder", "denoiser"], "EM-DM": ["motion", "face_encoder", "denoiser"],
             "both_retrievedMcs": ["face_encoder", "denoiser"]}
 
@@ -75,7 +76,7 @@ def test_sample_values_one_hot_timesteps_and_pixels():
     e = feeds["emotion"]
     assert e.dtype == torch.float32 and set(e.unique().tolist()) == {0.0, 1.0}
     assert torch.equal(e.sum(1), torch.ones(4000)) and set(e.argmax(1).unique().tolist()) == set(range(7))
-    x = network_specs(tiny_config("baseline"))["generator"].sample_inputs(50)["x_ref"]
+    x = network_specs(tiny_config("baseline"))["decoder"].sample_inputs(50)["x_ref"]
     assert x.min() >= -1 and x.max() <= 1 and x.min() < -0.9 and x.max() > 0.9
     # the same generator seed gives the same inputs; another seed other ones
     a = d.sample_inputs(2, torch.Generator().manual_seed(5))
@@ -84,7 +85,7 @@ def test_sample_values_one_hot_timesteps_and_pixels():
 
 
 def test_check_feeds_names_the_problem():
-    s = network_specs(tiny_config("baseline"))["generator"]
+    s = network_specs(tiny_config("baseline"))["decoder"]
     good = s.sample_inputs(2)
     with pytest.raises(SpecError, match="missing \\['category'\\]"):
         s.check_feeds({k: v for k, v in good.items() if k != "category"})

@@ -10,14 +10,15 @@ import torch
 
 from fv.engine.backends import BackendError
 from fv.engine.backends.ort_backend import OrtBackend
-from fv.engine.iospec import network_modules, network_specs
+from fv.engine.families import network_modules, network_specs
 from fv.export.errors import ExportError
 from fv.export.onnx_export import export_onnx
 from fv.export.parity import TOLERANCE, parity
 from tests.export.conftest import tiny_model
 
 TOL = TOLERANCE["onnxruntime-fp32"]
-CASES = [("baseline", "motion"), ("onlyEM", "motion"), ("baseline", "generator"), ("onlyEM", "generator"),
+CASES = [("baseline", "motion"), ("onlyEM", "motion"), ("baseline", "encoder"), ("baseline", "decoder"),
+         ("onlyEM", "decoder"),
          ("onlyDM", "face_encoder"), ("onlyDM", "denoiser"), ("both_retrievedMcs", "denoiser")]
 
 
@@ -53,7 +54,7 @@ def test_onnxruntime_matches_pytorch(exported, case):
 
 
 def test_every_file_takes_exactly_its_spec_inputs(exported):
-    # the tracer drops inputs a graph never reads (baseline GRU / onlyEM generator category); fv puts them back
+    # the tracer drops inputs a graph never reads (baseline GRU / onlyEM decoder category); fv puts them back
     for (setting, net), (_, spec, path) in exported.items():
         m = onnx.load(str(path))
         assert [i.name for i in m.graph.input] == spec.input_names, (setting, net)
@@ -63,12 +64,12 @@ def test_every_file_takes_exactly_its_spec_inputs(exported):
 
 
 def test_unused_category_really_is_unused(exported):
-    mod, spec, path = exported["onlyEM", "generator"]
+    mod, spec, path = exported["onlyEM", "decoder"]
     b = OrtBackend(path, spec)
     feeds = spec.sample_inputs(2, torch.Generator().manual_seed(3))
     other = {**feeds, "category": feeds["category"].roll(1, dims=1)}
     torch.testing.assert_close(b(feeds)["frame"], b(other)["frame"], rtol=0, atol=0)
-    _, spec_b, path_b = exported["baseline", "generator"]  # ...while the baseline G_I reads it
+    _, spec_b, path_b = exported["baseline", "decoder"]  # ...while the baseline G_I reads it
     bb = OrtBackend(path_b, spec_b)
     feeds_b = spec_b.sample_inputs(2, torch.Generator().manual_seed(3))
     moved = bb({**feeds_b, "category": feeds_b["category"].roll(1, 1)})["frame"]
@@ -89,16 +90,16 @@ def test_parity_fails_when_the_export_differs(exported):
 
 
 def test_backend_refuses_an_onnx_file_of_another_network(exported, tmp_path):
-    _, gen_spec, gen_path = exported["baseline", "generator"]
+    _, gen_spec, gen_path = exported["baseline", "decoder"]
     _, mot_spec, mot_path = exported["baseline", "motion"]
     _, fe_spec, fe_path = exported["onlyDM", "face_encoder"]
-    with pytest.raises(BackendError, match="holds the generator network, not motion"):
+    with pytest.raises(BackendError, match="holds the decoder network, not motion"):
         OrtBackend(gen_path, mot_spec)
     # without fv's metadata the names and shapes still give it away
     m = onnx.load(str(fe_path))
     del m.metadata_props[:]
     onnx.save(m, str(tmp_path / "anon.onnx"))
-    with pytest.raises(BackendError, match="is not a generator network: its inputs are \\['x_ref'\\]"):
+    with pytest.raises(BackendError, match="is not a decoder network: its inputs are \\['x_ref'\\]"):
         OrtBackend(tmp_path / "anon.onnx", gen_spec)
     # same names, another shape: a face encoder of another config
     _, den_spec, _ = exported["onlyDM", "denoiser"]

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fv.engine.build import build_model
+from fv.engine.families import build_model
 from fv.engine.checkpoint import save_checkpoint, state_tensors
 from fv.engine.config import GANConfig, RunConfig, default_config
-from fv.engine.diffusion_config import DiffusionConfig
+from fv.engine.config import DiffusionConfig
 from fv.engine.engine import Engine
 from fv.engine.models.unet import UNetConfig
 

@@ -13,11 +13,11 @@ from functools import partial
 
 import torch
 
-from fv.engine.build import build_model
 from fv.engine.checkpoint import save_checkpoint, state_tensors
-from fv.engine.config import GANConfig, RunConfig, default_config
-from fv.engine.diffusion_config import DiffusionConfig
+from fv.engine.config import DiffusionConfig, GANConfig, RunConfig, default_config
+from fv.engine.families import build_model
 from fv.engine.models.unet import UNetConfig
+from fv.engine.sample_options import SampleOptions
 
 
 def weights_sha256(path) -> str:
@@ -43,11 +43,13 @@ def tiny_diffusion(path, setting: str, seed: int, residual: bool = False):
     retrieved = setting == "both_retrievedMcs"
     unet = UNetConfig.demo(image_size=16, base_ch=4, ch_mult=(1, 1, 2, 2), groups=2, time_dim=16, mixer_depth=1,
                            mixer_ch=8, mixer_hidden=16, face_ch=(4, 4, 4, 4), attn_heads=2,
-                           motion_dim=16 if retrieved else 10, predict="x0" if residual else "eps")
+                           motion_dim=16 if retrieved else 10)
     motion = None if retrieved else GANConfig(emotion_in_gru=setting == "EM-DM")
+    # the pre-refactor DiffusionConfig's sampling defaults (ddim, eta 0, guidance 2) with its steps / ref_strength
+    sampling = SampleOptions(steps=8, ref_strength=0.5 if residual else 1.0)
     m = DiffusionConfig(unet=unet, num_steps=100, motion_source="retrieved" if retrieved else "gru", motion=motion,
-                        bank_size=12 if retrieved else 0, sample_steps=8, ref_strength=0.5 if residual else 1.0,
-                        target="residual" if residual else "frame")
+                        bank_size=12 if retrieved else 0, sampling=sampling,
+                        objective="residual-x0" if residual else "frame-eps")
     cfg = RunConfig(setting=setting, preset="demo", model=m)
     torch.manual_seed(seed)
     model = build_model(cfg)

@@ -11,7 +11,7 @@ import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 
-from fv.trainer.diffusion_step import attach_motion_source  # noqa: E402
+from fv.trainer.run import attach_motion_source  # noqa: E402
 from fv.trainer.loop import Trainer  # noqa: E402
 from tests.export.conftest import tiny_config  # noqa: E402
 from tests.tiny import tiny_gan_config  # noqa: E402

@@ -10,7 +10,7 @@ import torch
 from scipy import stats
 
 from fv.data.layout import load_split
-from fv.engine.diffusion_build import MotionBank
+from fv.engine.motion import MotionBank
 from fv.engine.labels import APEX, N_FRAMES
 from fv.metrics.emotion import FER_CLASSES, fer_preprocess
 from fv.metrics.expression import (ExpressionInputError, crop_windows, default_features, embed_frames,
@@ -246,7 +246,7 @@ def test_mixing_rejects_bad_requests():
 def test_train_and_sample_both_retrieved_mcs(synth_root, synth_codes, tmp_path):
     """3 training steps of both_retrievedMcs (bank filled from the synthetic train split), then sampling."""
     from fv.engine.checkpoint import load_checkpoint
-    from fv.engine.video_sampler import SampleOptions, motion_codes, sample_diffusion_videos
+    from fv.engine.engine import Engine
     from fv.trainer.run import train_setting
     logs = []
     # sample_every=0: the trainer's preview renders 12 videos x 25 DDIM steps, minutes on 2 CPU cores
@@ -264,15 +264,15 @@ def test_train_and_sample_both_retrieved_mcs(synth_root, synth_codes, tmp_path):
     x_ref = load_split(synth_root, "test").videos([0, 5])[:, 0]          # [2, 3, 64, 64]
     emotions = torch.tensor([3, 0])
     # retrieval: each request's trajectory is a training video of its target emotion
-    z = motion_codes(model, emotions, [11, 12])
+    engine = Engine(last, sampler="ddim", steps=2, eta=0.0, guidance=2.0)
+    z = engine.renderer.motion.codes(emotions, [11, 12])
     for zi, e in zip(z, emotions):
         rows = [i for i in range(24) if torch.equal(model["bank"].codes[i], zi)]
         assert rows and all(data.emotions[i] == e for i in rows)
-    opts = SampleOptions("ddim", 2, 0.0, 2.0)
-    videos = sample_diffusion_videos(model, config.model, x_ref, emotions, [11, 12], opts)
+    videos = engine.sample(x_ref, emotions, [11, 12])
     assert videos.shape == (2, N_FRAMES, 3, 64, 64) and torch.isfinite(videos).all()
     assert videos.abs().max() <= 1.0 + 1e-6
     # batch == single, up to float noise: ddim2's first jump divides eps by sqrt(abar_999) = 0.0064
-    single = sample_diffusion_videos(model, config.model, x_ref[1:], emotions[1:], [12], opts)
+    single = engine.sample(x_ref[1:], emotions[1:], [12])
     diff = (single[0] - videos[1]).abs()
     assert diff.max() < 1e-2 and diff.mean() < 1e-4

@@ -9,7 +9,7 @@ import torch
 
 from fv.engine.checkpoint import read_checkpoint
 from fv.engine.config import ConfigError, default_config
-from fv.trainer.diffusion_step import attach_motion_source
+from fv.trainer.run import attach_motion_source
 from fv.trainer.loop import Trainer
 from fv.trainer.run import train_setting
 from tests.export.conftest import tiny_config
@@ -63,33 +63,33 @@ def test_fine_tune_takes_the_loss_weights_of_the_preset(tiny_data, tmp_path):
     assert (model.gen_ch, model.dim_z_content) == (4, 8)             # the checkpoint's architecture
 
 
-def test_target_flags_choose_what_a_fresh_run_diffuses_and_refuse_what_they_cannot_do(tiny_data, tmp_path):
+def test_objective_flags_choose_what_a_fresh_run_diffuses_and_refuse_what_they_cannot_do(tiny_data, tmp_path):
     """The demo preset diffuses the residual with x0 prediction, the thesis preset the frame with eps
-    prediction (thesis 3.2.1); `fv train --frame / --residual` (target=) overrides that for a fresh run and
+    prediction (thesis 3.2.1); `fv train --frame / --residual` (objective=) overrides that for a fresh run and
     the checkpoint records it. Resuming with the same flag continues; GAN settings, fine-tunes and resuming
-    a run of the other target refuse it."""
+    a run of the other objective refuse it."""
     gru = _gru(tiny_data, tmp_path / "g", 1)
     demo, thesis = default_config("onlyDM", "demo").model, default_config("onlyDM", "thesis").model
-    assert (demo.target, demo.unet.predict) == ("residual", "x0")
-    assert (thesis.target, thesis.unet.predict) == ("frame", "eps")
+    assert demo.objective == "residual-x0" and thesis.objective == "frame-eps"
     out = train_setting("onlyDM", tiny_data, run_dir=tmp_path / "res", overrides=ONE_STEP, resume=False,
                         motion_checkpoint=gru, **QUIET)                      # the demo preset's own
     model = read_checkpoint(out).config.model
-    assert model.target == "residual" and model.unet.predict == "x0" and not model.unet.x_skip
-    assert train_setting("onlyDM", tiny_data, run_dir=tmp_path / "res", overrides=ONE_STEP, target="residual",
+    assert model.objective == "residual-x0"
+    assert train_setting("onlyDM", tiny_data, run_dir=tmp_path / "res", overrides=ONE_STEP, objective="residual-x0",
                          **QUIET) == out                                   # resumed: already at its last step
     frame = train_setting("onlyDM", tiny_data, run_dir=tmp_path / "frame", overrides=ONE_STEP,
-                          motion_checkpoint=gru, target="frame", **QUIET)
+                          motion_checkpoint=gru, objective="frame-eps", **QUIET)
     model = read_checkpoint(frame).config.model
-    assert model.target == "frame" and model.unet.predict == "eps"
-    with pytest.raises(ConfigError, match="frame-target run: --residual needs --fresh"):
-        train_setting("onlyDM", tiny_data, run_dir=tmp_path / "frame", overrides=ONE_STEP, target="residual",
+    assert model.objective == "frame-eps"
+    with pytest.raises(ConfigError, match="frame-eps run: --residual needs --fresh"):
+        train_setting("onlyDM", tiny_data, run_dir=tmp_path / "frame", overrides=ONE_STEP, objective="residual-x0",
                       **QUIET)
-    with pytest.raises(ConfigError, match="residual-target run: --frame needs --fresh"):
-        train_setting("onlyDM", tiny_data, run_dir=tmp_path / "res", overrides=ONE_STEP, target="frame", **QUIET)
+    with pytest.raises(ConfigError, match="residual-x0 run: --frame needs --fresh"):
+        train_setting("onlyDM", tiny_data, run_dir=tmp_path / "res", overrides=ONE_STEP, objective="frame-eps",
+                      **QUIET)
     with pytest.raises(ConfigError, match="diffusion"):
-        train_setting("baseline", tiny_data, run_dir=tmp_path / "b", overrides=ONE_STEP, target="residual",
+        train_setting("baseline", tiny_data, run_dir=tmp_path / "b", overrides=ONE_STEP, objective="residual-x0",
                       **QUIET)
     with pytest.raises(ConfigError, match="init"):
-        train_setting("onlyDM", tiny_data, run_dir=tmp_path / "ft", overrides=ONE_STEP, init=out, target="frame",
-                      **QUIET)
+        train_setting("onlyDM", tiny_data, run_dir=tmp_path / "ft", overrides=ONE_STEP, init=out,
+                      objective="frame-eps", **QUIET)

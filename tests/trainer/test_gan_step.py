@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fv.engine.build import build_model
-from fv.engine.gan_sampling import motion_inputs
+from fv.engine.families import build_model
+from fv.engine.motion import motion_inputs
 from fv.engine.labels import one_hot
 from fv.trainer.gan_step import GANStep
 from tests.tiny import tiny_gan_config

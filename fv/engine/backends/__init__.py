@@ -11,46 +11,25 @@ engines, preallocated buffers, CUDA graph). The samplers never branch on which o
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
 
 import torch
 
-from fv.engine.iospec import NetworkSpec, SpecError
+from fv.engine.backends.base import KINDS, Backend, BackendError, checked_batch
 
-KINDS = ("torch", "onnxruntime", "tensorrt")
-
-
-class BackendError(RuntimeError):
-    """A backend that cannot be built or run as asked (missing library / GPU / artefact, wrong file, bad feeds)."""
-
-
-def checked_batch(spec: NetworkSpec, feeds: dict[str, torch.Tensor]) -> int:
-    """The feeds' batch size, or a BackendError naming the input that does not match the spec."""
-    try:
-        return spec.check_feeds(feeds)
-    except SpecError as e:
-        raise BackendError(str(e)) from None
-
-
-class Backend(Protocol):
-    spec: NetworkSpec
-    device: torch.device
-    max_batch: int | None
-
-    def __call__(self, feeds: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]: ...
+__all__ = ["KINDS", "Backend", "BackendError", "checked_batch", "make_backends"]
 
 
 def make_backends(kind: str, checkpoint: str | Path, artifacts_dir: str | Path | None = None,
                   device: str | torch.device = "cpu", precision: str = "fp32",
                   **torch_options) -> dict[str, Backend]:
-    """{network name: backend} for the networks of `checkpoint`'s setting (fv.engine.iospec.network_specs).
+    """{network name: backend} for the networks of `checkpoint`'s setting (fv.engine.families.network_specs).
 
     torch:        the checkpoint's EMA modules; precision fp32 | bf16 | fp16, torch_options compile / cuda_graph.
     onnxruntime:  the ONNX files `fv export` wrote for exactly this checkpoint (found by key).
     tensorrt:     the engines `fv export --trt [--fp16]` built from them (precision fp32 | fp16).
     A missing artefact is a BackendError that tells the user which command makes it."""
     from fv.engine.checkpoint import load_checkpoint
-    from fv.engine.iospec import network_modules, network_specs
+    from fv.engine.families import network_modules, network_specs
 
     if kind not in KINDS:
         raise BackendError(f"unknown backend {kind!r}; choose one of: {', '.join(KINDS)}")

@@ -24,9 +24,10 @@ from pathlib import Path
 
 import torch
 
-from fv.engine.backends import BackendError
+from fv.engine.backends.base import BackendError
 from fv.engine.config import RunConfig
-from fv.engine.iospec import NetworkSpec, network_specs
+from fv.engine.families import network_specs
+from fv.engine.iospec import NetworkSpec
 
 EXPORT_FORMAT = 1
 OPSET = 17

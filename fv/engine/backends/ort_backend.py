@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fv.engine.backends import BackendError, checked_batch
+from fv.engine.backends.base import BackendError, checked_batch
 from fv.engine.iospec import NetworkSpec
 
 ORT_TYPES = {"float32": "tensor(float)", "int64": "tensor(int64)"}

@@ -13,7 +13,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from fv.engine.backends import BackendError, checked_batch
+from fv.engine.backends.base import BackendError, checked_batch
 from fv.engine.iospec import NetworkSpec
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from fv.engine.backends import BackendError, checked_batch
+from fv.engine.backends.base import BackendError, checked_batch
 from fv.engine.backends.ort_backend import check_io
 from fv.engine.iospec import NetworkSpec
 

@@ -115,6 +115,31 @@ class FrameGenerator(nn.Module):
         return self.decode(self.encode(x_ref), motion, category)
 
 
+class FrameEncoder(nn.Module):
+    """Export view of FrameGenerator.encode: x_ref [B, 3, 64, 64] -> (e32, e16, e8, e4, z_c), once per video."""
+
+    def __init__(self, G: FrameGenerator):
+        super().__init__()
+        self.G = G
+        self.train(G.training)  # a fresh wrapper defaults to train(); exporters restore that mode recursively
+
+    def forward(self, x_ref: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self.G.encode(x_ref)[1:]          # encode's first entry is x_ref itself
+
+
+class FrameDecoder(nn.Module):
+    """Export view of FrameGenerator.decode with flat inputs: (x_ref, e32, e16, e8, e4, z_c, motion, category)."""
+
+    def __init__(self, G: FrameGenerator):
+        super().__init__()
+        self.G = G
+        self.train(G.training)  # a fresh wrapper defaults to train(); exporters restore that mode recursively
+
+    def forward(self, x_ref: torch.Tensor, e32: torch.Tensor, e16: torch.Tensor, e8: torch.Tensor, e4: torch.Tensor,
+                content: torch.Tensor, motion: torch.Tensor, category: torch.Tensor) -> torch.Tensor:
+        return self.G.decode((x_ref, e32, e16, e8, e4, content), motion, category)
+
+
 class VideoDiscriminator(nn.Module):
     """D_V: 3-D convolutions over a whole clip, three heads (thesis 2.2.2): real/fake logit,
     emotion logits (the 6 target emotions) and identity logits (the training subjects)."""

@@ -1,4 +1,6 @@
-"""Conditional U-Net denoiser eps_theta(x_t, x_ref, t, z_m, z_a) (thesis 3.2.2, figs 3.3-3.5).
+"""Conditional U-Net denoiser (thesis 3.2.2, figs 3.3-3.5): f_theta(x_t, x_ref, t, z_m, z_a) -> its raw
+prediction, eps or the clean target x0 as the config's objective says (fv.engine.diffusion.OBJECTIVES); the
+samplers turn it into eps (DiffusionSchedule.eps_from), so the network holds no schedule.
 
 Four conditioning paths, each on the part of the generation it should steer:
   identity  a Face Encoder on x_ref gives one feature map per resolution; a 1x1 conv projects each and
@@ -27,8 +29,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fv.engine.diffusion import DiffusionSchedule
-
 from .mixer import TemporalMixer
 
 
@@ -39,8 +39,6 @@ class UNetConfigError(ValueError):
 class UNetInputError(ValueError):
     """Inputs of the wrong shape for this ConditionalUNet."""
 
-
-PREDICTIONS = ("eps", "x0")
 
 
 @dataclass(frozen=True)
@@ -65,21 +63,9 @@ class UNetConfig:
     mixer_hidden: int = 128
     n_classes: int = 7
     face_ch: tuple[int, ...] = (16, 32, 32, 32)  # face-encoder width per level (len == len(ch_mult))
-    # eps = sqrt(1 - abar_t) x_t + network output (fv's; the x_t path of v-prediction, Salimans & Ho 2022).
-    # The network's GroupNorms hide an image's mean colour; without this path a small U-Net mispredicts
-    # the mean of the noise at high t and every video drifts in colour. False = plain eps (the thesis).
-    x_skip: bool = False
-    # what the network's last conv outputs (PREDICTIONS): "eps", the noise (the thesis), or "x0", the clean
-    # target, turned into eps = (x_t - sqrt(abar_t) x0) / sqrt(1 - abar_t) inside forward (fv's; the
-    # demo preset's residual target). Either way forward returns eps, so every sampler and backend is unchanged.
-    predict: str = "eps"
 
     def __post_init__(self) -> None:
         levels = len(self.ch_mult)
-        if self.predict not in PREDICTIONS:
-            raise UNetConfigError(f"predict must be one of {PREDICTIONS}, got {self.predict!r}")
-        if self.predict == "x0" and self.x_skip:
-            raise UNetConfigError("x_skip is a path for eps prediction; it does not apply with predict='x0'")
         if levels < 1 or any(m < 1 for m in self.ch_mult):
             raise UNetConfigError(f"ch_mult must be a non-empty tuple of positive ints, got {self.ch_mult}")
         if len(self.face_ch) != levels:
@@ -242,20 +228,11 @@ class FaceEncoder(nn.Module):
 
 
 class ConditionalUNet(nn.Module):
-    """eps_theta(x_t, x_ref, t, motion window, emotion one-hot) -> predicted noise (thesis 3.2.2)."""
+    """f_theta(x_t, x_ref, t, motion window, emotion one-hot) -> raw prediction (eps or x0) (thesis 3.2.2)."""
 
-    def __init__(self, cfg: UNetConfig, schedule: DiffusionSchedule | None = None):
+    def __init__(self, cfg: UNetConfig):
         super().__init__()
         self.cfg = cfg
-        # per-timestep tables of the schedule the U-Net is trained on (not saved; constants in an export)
-        schedule = schedule or DiffusionSchedule()
-        if cfg.x_skip:  # sqrt(1 - abar_t)
-            self.register_buffer("skip_coef", (1.0 - schedule.alphas_cumprod).sqrt().float().cpu(),
-                                 persistent=False)
-        if cfg.predict == "x0":  # eps = (x_t - sqrt(abar_t) x0) / sqrt(1 - abar_t)
-            abar = schedule.alphas_cumprod.double().cpu()
-            self.register_buffer("x0_coef", abar.sqrt().float(), persistent=False)
-            self.register_buffer("x0_scale", (1.0 - abar).rsqrt().float(), persistent=False)
         E, G = cfg.time_dim, cfg.groups
         chs = [cfg.base_ch * m for m in cfg.ch_mult]
         self.face_encoder = FaceEncoder(cfg)
@@ -307,7 +284,7 @@ class ConditionalUNet(nn.Module):
     # ---------------------------------------------------------------- public API
     def forward(self, x_t: torch.Tensor, x_ref: torch.Tensor, t: torch.Tensor, motion: torch.Tensor,
                 emotion: torch.Tensor) -> torch.Tensor:
-        """x_t, x_ref [B, 3, S, S]; t [B] long; motion [B, W, Dm]; emotion [B, 7] -> eps [B, 3, S, S]."""
+        """x_t, x_ref [B, 3, S, S]; t [B] long; motion [B, W, Dm]; emotion [B, 7] -> prediction [B, 3, S, S]."""
         return self.denoise(x_t, self.encode_reference(x_ref), t, motion, emotion)
 
     def encode_reference(self, x_ref: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -321,15 +298,8 @@ class ConditionalUNet(nn.Module):
 
     def denoise(self, x_t: torch.Tensor, ref_feats: tuple[torch.Tensor, ...], t: torch.Tensor,
                 motion: torch.Tensor, emotion: torch.Tensor) -> torch.Tensor:
-        """eps from precomputed reference features (batch B, or 1 to broadcast one face over B frames)."""
-        out = self.predict_raw(x_t, ref_feats, t, motion, emotion)
-        if self.cfg.predict == "x0":
-            return (x_t - _at(self.x0_coef, t, out) * out) * _at(self.x0_scale, t, out)
-        return out
-
-    def predict_raw(self, x_t: torch.Tensor, ref_feats: tuple[torch.Tensor, ...], t: torch.Tensor,
-                    motion: torch.Tensor, emotion: torch.Tensor) -> torch.Tensor:
-        """What the network predicts (cfg.predict): eps, or the clean target x0. The trainer's loss is on this."""
+        """The raw prediction (eps or x0, per the objective) from precomputed reference features (batch B, or 1
+        to broadcast one face over B frames)."""
         if _eager():
             self._check_inputs(x_t, ref_feats, t, motion, emotion)
         cfg = self.cfg
@@ -358,10 +328,7 @@ class ConditionalUNet(nn.Module):
                 k += 1
             if lvl > 0:
                 h = self.ups[i](F.interpolate(h, scale_factor=2.0, mode="nearest"))
-        eps = self.out(h)  # [B, 3, S, S]
-        if cfg.x_skip:
-            eps = eps + _at(self.skip_coef, t, eps) * x_t
-        return eps
+        return self.out(h)  # [B, 3, S, S]
 
     # ---------------------------------------------------------------- input checks (eager mode only)
     def _check_inputs(self, x_t, ref_feats, t, motion, emotion) -> None:
@@ -395,11 +362,6 @@ class FeatureDenoiser(nn.Module):
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, motion: torch.Tensor, emotion: torch.Tensor,
                 *ref_feats: torch.Tensor) -> torch.Tensor:
         return self.unet.denoise(x_t, tuple(ref_feats), t, motion, emotion)
-
-
-def _at(table: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """table[t] per sample as a [B, 1, 1, 1] column in `like`'s dtype (the U-Net's schedule tables)."""
-    return table.index_select(0, t).view(-1, 1, 1, 1).to(like.dtype)
 
 
 def _eager() -> bool:
