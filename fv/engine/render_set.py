@@ -12,13 +12,13 @@ Layout of OUT (read by `fv eval`):
     OUT/index/shard-<i>-of-<n>.csv   with --shard i/n, n > 1: the rows of shard i alone (one writer, exact)
 
 Concurrency and resumability: every file is written to a temporary name beside it and os.replace'd into
-place, so a killed run never leaves a partial file under its final name; a video counts as done when its
-row file and its .npy exist, and a re-run renders only the others. Shards (video i goes to shard i % n)
-write disjoint files, so any number of processes or machines (on a shared folder) can run at once into
-the same OUT. index.csv is a snapshot each run rewrites from rows/ (re-read until stable), so two shards that
-finish at the same instant could leave it one row short; each shard's own part file is exact, and readers
-merge index.csv with index/*.csv de-duplicated by `file` (fv eval does) or call `read_index(OUT)`, which
-merges rows/ itself.
+place (fv.engine.atomic), so a killed run never leaves a partial file under its final name; a video counts
+as done when its row file and its .npy exist, and a re-run renders only the others. Shards (video i goes to
+shard i % n) write disjoint files, so any number of processes or machines (on a shared folder) can run at
+once into the same OUT. index.csv is a snapshot each run rewrites from rows/ (re-read until stable), so two
+shards that finish at the same instant could leave it one row short; each shard's own part file is exact,
+and readers merge index.csv with index/*.csv de-duplicated by `file` (fv eval does) or call
+`read_index(OUT)`, which merges rows/ itself.
 
 Seeds: the seed of (video_id, repeat) is derive_seed(base seed, "video_id/repeat"), independent of the
 shard, the order and the batch it was rendered in, so 2 shards give the same set as 1 run.
@@ -29,7 +29,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fv.engine.atomic import atomic_write_bytes, stale_temps
 from fv.engine.labels import EMOTIONS, N_FRAMES
 from fv.engine.requests import derive_seed
 
@@ -139,7 +139,7 @@ def render_set(engine, first_frames: np.ndarray, rows: Sequence[dict], out: str 
                 rendered += 1
     if n > 1:
         mine = [r for r in read_index(out) if int(r["ref_row"]) % n == i]
-        _atomic_bytes(out / "index" / f"shard-{i}-of-{n}.csv", _csv_bytes(mine))
+        atomic_write_bytes(out / "index" / f"shard-{i}-of-{n}.csv", _csv_bytes(mine))
     index = write_index(out)
     return RenderSetResult(out, rendered, skipped, len(items) - skipped - rendered, index)
 
@@ -174,7 +174,7 @@ def write_index(out: str | Path, tries: int = 3) -> Path:
     out = Path(out)
     rows = read_index(out)
     for _ in range(tries):
-        _atomic_bytes(out / INDEX, _csv_bytes(rows))
+        atomic_write_bytes(out / INDEX, _csv_bytes(rows))
         again = read_index(out)
         if again == rows:
             break
@@ -230,7 +230,7 @@ def _prepare(out: Path, manifest: dict) -> None:
             return
     (out / "videos").mkdir(parents=True, exist_ok=True)
     (out / "rows").mkdir(parents=True, exist_ok=True)
-    _atomic_bytes(path, json.dumps(manifest, indent=2, sort_keys=True).encode())
+    atomic_write_bytes(path, json.dumps(manifest, indent=2, sort_keys=True).encode())
 
 
 def _model_faces(frames: np.ndarray, size: int) -> torch.Tensor:
@@ -246,34 +246,18 @@ def _write_video(out: Path, it: SetItem, video: np.ndarray, engine, split: str,
                  extra_writers: dict[str, ExtraWriter]) -> None:
     buf = io.BytesIO()
     np.save(buf, np.ascontiguousarray(video))
-    _atomic_bytes(video_path(out, it.stem), buf.getvalue())
+    atomic_write_bytes(video_path(out, it.stem), buf.getvalue())
     for ext, write in extra_writers.items():
         write(out / "videos" / f"{it.stem}.{ext}", video)
     row = {"video_id": it.video_id, "emotion": it.emotion, "subject": it.subject, "ref_split": split,
            "ref_row": it.row, "seed": it.seed, "file": f"videos/{it.stem}.npy", "setting": engine.setting,
            "checkpoint_sha256": engine.checkpoint_sha256, "repeat": it.repeat}
-    _atomic_bytes(row_path(out, it.stem), json.dumps(row, sort_keys=True).encode())  # marks the video done
+    atomic_write_bytes(row_path(out, it.stem), json.dumps(row, sort_keys=True).encode())  # marks the video done
 
 
 def _remove_stale(out: Path, it: SetItem) -> None:
-    """Temporary files a killed run left for this item (only its shard ever writes them):
-    .<stem>.<pid>.tmp and .<stem>.<pid>.tmp.<ext> (fv.data.video_io's atomic writes)."""
-    pattern = re.compile(rf"^\.{re.escape(it.stem)}\.\d+\.tmp(\.\w+)?$")
+    """Temporary files a killed run left for this item (only its shard ever writes them; fv.engine.atomic
+    names them .<stem>.<pid>.tmp.<ext>)."""
     for folder in (out / "videos", out / "rows"):
-        for p in folder.glob(f".{it.stem}.*"):
-            if pattern.match(p.name):
-                p.unlink(missing_ok=True)
-
-
-def _atomic_bytes(path: Path, data: bytes) -> None:
-    """Write to .<name>.<pid>.tmp beside `path`, fsync, os.replace into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        for p in stale_temps(folder, it.stem):
+            p.unlink(missing_ok=True)

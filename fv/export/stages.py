@@ -9,14 +9,13 @@ checkpoint, spec, precision or library version gives a new key and a new folder.
 
 from __future__ import annotations
 
-import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import torch
 
+from fv.engine.atomic import atomic_dir
 from fv.engine.backends.artifacts import (OPSET, StageDir, file_sha256, onnx_stage, onnx_versions,
                                           trt_stage)
 from fv.engine.backends.ort_backend import OrtBackend
@@ -67,22 +66,9 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path | None = None,
     return result
 
 
-def _staging(final: Path) -> Path:
-    tmp = final.with_name(f".{final.name}.tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    return tmp
-
-
-def _publish(tmp: Path, final: Path) -> None:
-    if final.exists():
-        shutil.rmtree(final)  # an incomplete or tampered folder of the same key: replaced whole
-    os.replace(tmp, final)
-
-
 def _make_onnx(stage: StageDir, modules, checkpoint: Path, sha: str, config, log) -> None:
-    tmp = _staging(stage.folder)
-    try:
+    # an incomplete or tampered folder of the same key is replaced whole
+    with atomic_dir(stage.folder) as tmp:
         files, checks = {}, {}
         tol = TOLERANCE["onnxruntime-fp32"]
         for name, spec in stage.specs.items():
@@ -95,9 +81,6 @@ def _make_onnx(stage: StageDir, modules, checkpoint: Path, sha: str, config, log
                                            onnx_versions(), "fp32", files, checks, opset=OPSET,
                                            exporter=EXPORTER, reference="PyTorch fp32 eager on the CPU",
                                            runtime="onnxruntime CPUExecutionProvider"))
-        _publish(tmp, stage.folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _trt_stage(result: ExportResult, modules, checkpoint: Path, sha: str, config, precision: str, log) -> None:
@@ -113,8 +96,7 @@ def _trt_stage(result: ExportResult, modules, checkpoint: Path, sha: str, config
         log(f"[fv] TensorRT {precision} engines {stage.folder} are up to date (key {stage.key})")
         return
     log(f"[fv] building TensorRT {precision} engines in {stage.folder}")
-    tmp = _staging(stage.folder)
-    try:
+    with atomic_dir(stage.folder) as tmp:
         files, checks = {}, {}
         tol = TOLERANCE[f"tensorrt-{precision}"]
         for name, spec in stage.specs.items():
@@ -131,6 +113,3 @@ def _trt_stage(result: ExportResult, modules, checkpoint: Path, sha: str, config
             onnx_key=result.onnx.key, profiles={n: list(s.batch_range) for n, s in stage.specs.items()},
             reference="PyTorch fp32 eager on the CPU", runtime="TensorRT")
         write_manifest(tmp, result.trt_manifest)
-        _publish(tmp, stage.folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)

@@ -10,9 +10,9 @@ stops with a clear ExportError (fp32 engines build with both).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from fv.engine.atomic import atomic_write_bytes
 from fv.engine.backends import BackendError
 from fv.engine.backends.trt_backend import require_tensorrt
 from fv.engine.iospec import NetworkSpec
@@ -62,11 +62,7 @@ def build_engine(onnx_path: Path, spec: NetworkSpec, out_path: Path, fp16: bool 
     plan = builder.build_serialized_network(network, config)
     if plan is None:
         raise ExportError(f"TensorRT could not build an engine from {onnx_path} (see its log above)")
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f".{out_path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(bytes(plan))
-    os.replace(tmp, out_path)
-    return out_path
+    return atomic_write_bytes(out_path, bytes(plan))
 
 
 def _pin_fp32(trt, network, config) -> None:

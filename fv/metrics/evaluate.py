@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from fv.engine.atomic import atomic_write
 from fv.engine.labels import EMOTIONS, N_FRAMES, parse_emotion
 from fv.metrics.errors import MetricsError
 from fv.metrics.frame_cache import FrameCache, _track, model_key
@@ -187,15 +187,8 @@ def load_clip(path: Path, crop: str = "face", cache_dir: Path | None = None) -> 
     frames, mode = to_eval_frames(frames, crop)
     how[mode] = 1
     if cached is not None:
-        _atomic_npy(cached, frames)
+        atomic_write(cached, lambda tmp: np.save(tmp, frames))
     return frames, how
-
-
-def _atomic_npy(path: Path, arr: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
-    np.save(tmp, arr)
-    os.replace(tmp, path)
 
 
 # ----------------------------------------------------------------------------- the pipeline

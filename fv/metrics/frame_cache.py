@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+
+from fv.engine.atomic import atomic_write
 
 FRAME_CHUNK = 256  # frames per network call inside a frame cache (also the progress step)
 
@@ -74,10 +75,8 @@ class FrameCache:
                 self._store[h] = {k: a[j] for k, a in new.items()}
             if self.dir is not None:
                 name = hashlib.sha256("".join(keys).encode()).hexdigest()[:24]
-                self.dir.mkdir(parents=True, exist_ok=True)
-                tmp = self.dir / f".{name}.{os.getpid()}.tmp.npz"
-                np.savez(tmp, hashes=np.array(keys), model_key=np.array(self.model_key), **new)
-                os.replace(tmp, self.dir / f"{name}.npz")
+                atomic_write(self.dir / f"{name}.npz", lambda tmp: np.savez(
+                    tmp, hashes=np.array(keys), model_key=np.array(self.model_key), **new))
         if not hashes:
             return {}
         names = self._store[hashes[0]].keys()

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from fv.engine.atomic import atomic_write_text
 from fv.engine.backends import BackendError
 from fv.engine.config import RunConfig
 from fv.engine.iospec import NetworkSpec, network_specs
@@ -90,9 +91,7 @@ def read_manifest(folder: Path) -> dict | None:
 
 
 def write_json_atomic(path: Path, obj: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 def verify_files(folder: Path, manifest: dict) -> str | None:
