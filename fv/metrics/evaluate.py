@@ -9,7 +9,10 @@ Inputs (metrics read saved samples, never a model):
     (thesis 4.2.1); frames larger than 64x64 get the face-centred crop of training preprocessing, then
     INTER_AREA to 64x64 (thesis 4.3.1, as for LFDM's 128x128 samples); no face -> centre square crop.
   * the real split of a prepared data set (fv/data/layout.py): FVD's reference distribution, the identity
-    reference frame f(0) (ACD-I), and the "real data" row and curves.
+    reference frame f(0) (ACD-I), and the "real data" row and curves. A `fv render-set` folder names its
+    data set and split in render_set.json (used when options.data / options.split are None) and each row
+    the digest of the frame it was rendered from (ref_frame): a row whose reference in the real split is
+    another frame (a render of another data set) is an error, not a silently wrong pairing.
 Metrics: FVD (I3D logits or mixed_5c; overall and per emotion), AEA / DEA / AEA_WN / DEA_WN, ACD-I / ACD-C
 (cosine and Euclidean, recognition rates) per embedder, per-frame AEA and ACD-I profiles.
 Caches (under options.cache_dir, keyed by content, so re-runs and overlapping sets are cheap):
@@ -30,6 +33,7 @@ import numpy as np
 
 from fv.engine.atomic import atomic_write
 from fv.engine.labels import EMOTIONS, N_FRAMES, parse_emotion
+from fv.engine.render_set import frame_digest, read_manifest
 from fv.metrics.errors import MetricsError
 from fv.metrics.frame_cache import FrameCache, _track, model_key
 
@@ -41,8 +45,8 @@ SIZE = 64
 @dataclass(frozen=True)
 class EvalOptions:
     """Everything that decides the numbers; saved in metrics.json."""
-    data: str                                   # prepared data set (fv data ...)
-    split: str | None = None                    # real split; None: the index's ref_split, else "test"
+    data: str | None = None                     # prepared data set (fv data ...); None: the render set's own
+    split: str | None = None                    # real split; None: the render set's, the index's ref_split, "test"
     metrics: tuple[str, ...] = METRICS
     fvd_feature: str = "logits"                 # I3D logits (FVD reference) | mixed_5c (thesis text)
     emotion_model: str = "wtf"                  # wtf | deepface
@@ -67,6 +71,7 @@ class GenRow:
     ref_video_id: str | None = None
     ref_image: Path | None = None
     setting: str = ""
+    ref_frame: str | None = None    # frame_digest of the reference frame it was rendered from (fv render-set)
 
 
 def _index_files(generated: Path) -> list[Path]:
@@ -126,7 +131,7 @@ def _parse_row(r: dict[str, str], path: Path, line: int, base: Path) -> GenRow:
     return GenRow(video_id=get("video_id") or r["file"], emotion=emotion, file=file,
                   ref_split=get("ref_split"), ref_row=None if ref_row is None else int(ref_row),
                   ref_video_id=get("ref_video_id"), ref_image=None if ref_image is None else path.parent / ref_image,
-                  setting=get("setting") or "")
+                  setting=get("setting") or "", ref_frame=get("ref_frame"))
 
 
 # ----------------------------------------------------------------------------- clips to 32 x 64 x 64
@@ -250,22 +255,11 @@ def load_generated(generated: str | Path, real, crop: str = "face", cache_dir: P
     """Read a generated set and resolve every row's reference against the real split."""
     rows = read_index(generated)
     ids = {r["video_id"]: i for i, r in enumerate(real.rows)}
+    recorded = recorded_source([Path(generated)])
+    made_from = f"; it was rendered from {recorded['data']} split {recorded['split']}" if recorded else ""
     clips, refs, inputs = [], [], {}
     for r in _track(rows, progress, f"reading {Path(generated).name}"):
-        if r.ref_split is not None and r.ref_split != real.split and r.ref_image is None:
-            raise MetricsError(f"{r.video_id}: its reference is in split {r.ref_split!r} but the real split is "
-                               f"{real.split!r}; pass --split {r.ref_split}")
-        if r.ref_row is not None:
-            if not 0 <= r.ref_row < len(real):
-                raise MetricsError(f"{r.video_id}: ref_row {r.ref_row} is outside the real split "
-                                   f"({len(real)} videos in {real.root}/{real.split})")
-            refs.append(np.asarray(real.clips64[r.ref_row, 0]))
-        elif r.ref_video_id is not None:
-            if r.ref_video_id not in ids:
-                raise MetricsError(f"{r.video_id}: ref_video_id {r.ref_video_id!r} is not in {real.root}/{real.split}")
-            refs.append(np.asarray(real.clips64[ids[r.ref_video_id], 0]))
-        else:
-            refs.append(_ref_frame(r.ref_image, crop))
+        refs.append(_reference(r, real, ids, crop, made_from))
         clip, how = load_clip(r.file, crop, cache_dir)
         clips.append(clip)
         for k, v in how.items():
@@ -275,6 +269,26 @@ def load_generated(generated: str | Path, real, crop: str = "face", cache_dir: P
     name = name or (settings[0] if len(settings) == 1 else generated.stem if generated.is_file() else generated.name)
     return ClipSet(name, str(generated), np.stack(clips), np.array([r.emotion for r in rows], np.int64),
                    np.stack(refs), inputs)
+
+
+def _reference(r: GenRow, real, ids: dict[str, int], crop: str, made_from: str) -> np.ndarray:
+    """The identity reference frame uint8 [64, 64, 3] of row r: frame 0 of its real video, or its photo."""
+    if r.ref_split is not None and r.ref_split != real.split and r.ref_image is None:
+        raise MetricsError(f"{r.video_id}: its reference is in split {r.ref_split!r} but the real split is "
+                           f"{real.split!r}; pass --split {r.ref_split}")
+    if r.ref_row is None and r.ref_video_id is None:
+        return _ref_frame(r.ref_image, crop)
+    if r.ref_row is not None and not 0 <= r.ref_row < len(real):
+        raise MetricsError(f"{r.video_id}: ref_row {r.ref_row} is outside the real split "
+                           f"({len(real)} videos in {real.root}/{real.split})")
+    if r.ref_row is None and r.ref_video_id not in ids:
+        raise MetricsError(f"{r.video_id}: ref_video_id {r.ref_video_id!r} is not in {real.root}/{real.split}")
+    row = r.ref_row if r.ref_row is not None else ids[r.ref_video_id]
+    frame = np.asarray(real.clips64[row, 0])
+    if r.ref_frame is not None and r.ref_frame != frame_digest(frame):  # `fv render-set` rows name their frame
+        raise MetricsError(f"{r.video_id}: it was not rendered from frame 0 of row {row} of {real.root}/{real.split}, "
+                           f"its reference there{made_from}; pass the --data and --split it was rendered from")
+    return frame
 
 
 def real_clip_set(real) -> ClipSet:
@@ -386,6 +400,24 @@ class Scorer:
         return out
 
 
+def recorded_source(generated: Sequence[Path]) -> dict[str, str | None] | None:
+    """{"data", "split"} that the `fv render-set` folders among `generated` were rendered from (their
+    render_set.json; an index CSV is read beside its folder's), or None when none says."""
+    found = {}
+    for g in generated:
+        m = read_manifest(g if g.is_dir() else g.parent)
+        if m is not None and m.get("data"):
+            found[g] = (m["data"], m.get("split"))
+    if len(set(found.values())) > 1:
+        what = "; ".join(f"{g}: {d} split {s}" for g, (d, s) in found.items())
+        raise MetricsError(f"the generated sets were rendered from different data ({what}); evaluate them "
+                           f"separately or pass --data and --split")
+    if not found:
+        return None
+    data, split = next(iter(found.values()))
+    return {"data": data, "split": split}
+
+
 def _split_of(generated: Sequence[Path], split: str | None) -> str:
     if split is not None:
         return split
@@ -409,9 +441,14 @@ def evaluate(generated: str | Path | Sequence[str | Path], options: EvalOptions,
     log = log or (lambda msg: None)
     out = Path(out) if out is not None else (gens[0] if gens[0].is_dir() else gens[0].parent) / "eval"
     cache_dir = Path(options.cache_dir) if options.cache_dir else out / "cache"
-    split = _split_of(gens, options.split)
-    options = EvalOptions(**{**asdict(options), "split": split})
-    real = _load_real(options.data, split)
+    recorded = recorded_source(gens) or {}
+    data = options.data or recorded.get("data")
+    if data is None:
+        raise MetricsError(f"which data set? {gens[0]} does not name the one it was rendered from "
+                           f"(no render_set.json): pass --data")
+    split = _split_of(gens, options.split or recorded.get("split"))
+    options = EvalOptions(**{**asdict(options), "data": data, "split": split})
+    real = _load_real(data, split)
     try:
         return _run(gens, options, real, out, cache_dir, names, progress, plots, log, write_report)
     except _input_errors() as e:  # the metric modules' own input / model errors, as one line

@@ -14,14 +14,9 @@ from typing import Callable
 import numpy as np
 
 from fv.engine.atomic import atomic_write
+from fv.engine.render_set import frame_digest
 
 FRAME_CHUNK = 256  # frames per network call inside a frame cache (also the progress step)
-
-
-def _frame_hash(frame: np.ndarray) -> str:
-    h = hashlib.blake2b(str(frame.shape).encode(), digest_size=16)
-    h.update(np.ascontiguousarray(frame).data)
-    return h.hexdigest()
 
 
 class FrameCache:
@@ -59,7 +54,7 @@ class FrameCache:
         """frames uint8 [N, H, W, 3] -> {output: array [N, ...]} (compute(frames) -> same, on a miss)."""
         if not self._loaded:
             self._load()
-        hashes = [_frame_hash(f) for f in frames]
+        hashes = [frame_digest(f) for f in frames]
         first: dict[str, int] = {}
         for i, h in enumerate(hashes):
             if h not in self._store:
