@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import typer
@@ -13,13 +14,8 @@ app = typer.Typer(help="fv: emotion-driven facial video generation (neutral -> e
 
 
 def _register() -> None:
-    from fv.cli import data, train  # noqa: F401 - each module adds its commands to `app`
-    for name in ("demo", "sample", "render", "export", "evaluate", "bench"):
-        try:
-            __import__(f"fv.cli.{name}")
-        except ModuleNotFoundError as e:
-            if e.name != f"fv.cli.{name}":
-                raise
+    for name in ("data", "train", "demo", "render", "export", "evaluate", "bench"):  # the order of `fv --help`
+        importlib.import_module(f"fv.cli.{name}")  # each module adds its commands to `app`
 
 
 def main() -> int:
