@@ -42,8 +42,9 @@ def evaluate(
 ) -> None:
     """Score generated videos against a real split; writes metrics.json, tables.md and plots."""
     from fv.metrics.errors import MetricsError
-    from fv.metrics.evaluate import EvalOptions, recorded_source
+    from fv.metrics.evaluate import EvalOptions
     from fv.metrics.evaluate import evaluate as run_eval
+    from fv.metrics.generated import recorded_source
     if len(generated) > 1 and out is None:
         raise MetricsError("several generated sets need --out DIR for their joint tables")
     if data is None and recorded_source(generated) is None:

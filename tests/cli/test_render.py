@@ -203,7 +203,7 @@ def test_two_shards_equal_one_run(ckpts, data, tmp_path):
     assert sorted(parts) == ["shard-0-of-2.csv", "shard-1-of-2.csv"]
     assert [r["ref_row"] for r in parts["shard-0-of-2.csv"]] == ["0", "2", "4"]
     # fv eval's reader resolves the shard parts' files against OUT (as index.csv's), shard 0 alone too
-    from fv.metrics.evaluate import read_index as eval_index
+    from fv.metrics.generated import read_index as eval_index
     assert len(eval_index(tmp_path / "two")) == 5
     (tmp_path / "two" / "index.csv").unlink()
     (tmp_path / "two" / "index" / "shard-1-of-2.csv").unlink()

@@ -15,7 +15,8 @@ import pytest
 from fv.data.layout import load_split, write_meta, write_split
 from fv.engine.labels import APEX, EMOTIONS, NEUTRAL
 from fv.metrics.errors import MetricsError
-from fv.metrics.evaluate import EvalOptions, evaluate, load_clip, read_index
+from fv.metrics.evaluate import EvalOptions, evaluate
+from fv.metrics.generated import load_clip, read_index
 from fv.metrics.report import fmt, overall_figure, profile_figure
 
 COLUMNS = ["video_id", "emotion", "subject", "ref_split", "ref_row", "seed", "file", "setting"]
