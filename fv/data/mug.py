@@ -47,8 +47,9 @@ from fv.data.layout import SPLITS, write_meta, write_split
 from fv.data.video_io import (VideoIOError, count_frames, frame_files, natural_key, read_video,
                              uniform_indices)
 from fv.engine.atomic import atomic_write
-from fv.engine.faces import (FaceAligner, FaceError, NoFaceError, clip_eyes, expression_distance,
-                             eye_centred_targets, face_targets, read_image, resize_frames, warp_clip)
+from fv.engine.face_aligner import FaceAligner
+from fv.engine.faces import (FaceError, NoFaceError, clip_eyes, expression_distance, eye_centred_targets,
+                             face_targets, read_image, resize_frames, warp_clip)
 from fv.engine.labels import EMOTIONS, N_FRAMES, UnknownEmotionError, parse_emotion
 
 MUG_TEST_SUBJECTS = (17, 34, 45, 55, 60, 64, 65, 73, 78, 83)

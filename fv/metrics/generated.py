@@ -114,7 +114,8 @@ def to_eval_frames(frames: np.ndarray, crop: str = "face") -> tuple[np.ndarray, 
     if frames.shape[1:3] == (SIZE, SIZE):
         return frames, "as_is"
     if crop == "face":
-        from fv.engine.faces import FaceAligner, FaceError, resize_frames
+        from fv.engine.face_aligner import FaceAligner
+        from fv.engine.faces import FaceError, resize_frames
         try:
             return resize_frames(FaceAligner().align_clip(frames, 256), SIZE), "face"
         except FaceError:

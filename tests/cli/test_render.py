@@ -21,7 +21,7 @@ from PIL import Image
 from fv.data.layout import load_split, write_meta, write_split
 from fv.data.video_io import read_video, uniform_indices
 from fv.engine.engine import Engine
-from fv.engine.faces import FaceAligner
+from fv.engine.face_aligner import FaceAligner
 from fv.engine.labels import EMOTIONS
 from fv.engine.requests import RenderRequest
 from fv.engine.render_set import COLUMNS, RenderSetError, frame_digest, load_videos, read_index, render_set
