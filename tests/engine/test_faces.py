@@ -1,5 +1,5 @@
-"""Face detection, landmarks, eye alignment and paste-back (fv.engine.faces, fv.engine.face_aligner), on frames of the real
-Pexels video and on synthetic images whose geometry is known in closed form."""
+"""Face detection, landmarks, eye alignment and paste-back (fv.engine.faces, fv.engine.face_aligner), on
+frames of the real Pexels video and on synthetic images whose geometry is known in closed form."""
 
 from __future__ import annotations
 
