@@ -8,7 +8,7 @@ Comparisons, each FVD(test, X) on I3D features (fv.metrics.fvd, logits by defaul
   train       a seeded subsample of the train split (other identities, same distribution)
   shuffled    the test clips with each clip's 32 frames in a seeded random order (appearance kept, motion broken)
   noise       uniform noise clips of the test clips' shape
-  generated   a `fv render-set` folder or index CSV (fv.metrics.evaluate.load_generated), if given
+  generated   a `fv render-set` folder or index CSV (fv.metrics.generated.load_generated), if given
 Timing: I3D seconds per clip for every set (features computed fresh unless --cache is given).
 """
 
@@ -70,7 +70,7 @@ def main() -> None:
     sets = {"train": train, "shuffled": shuffle_frames(test, a.seed),
             "noise": np.random.default_rng(a.seed + 1).integers(0, 256, test.shape, dtype=np.uint8)}
     if a.generated is not None:
-        from fv.metrics.evaluate import load_generated
+        from fv.metrics.generated import load_generated
         sets["generated"] = load_generated(a.generated, load_split(a.data, "test"), crop="face").clips
 
     if a.max_clips > 0:

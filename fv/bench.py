@@ -32,7 +32,7 @@ def throughput(checkpoint: str | Path, backends=("torch",), samplers=("ddim",), 
     if any(b != "torch" for b in backends):
         from fv.export.stages import export_checkpoint
         export_checkpoint(checkpoint, artifacts_dir, trt="tensorrt" in backends,
-                          fp16=precision == "fp16" and "tensorrt" in backends, log=log)
+                          precision=precision if "tensorrt" in backends else "fp32", log=log)
     emotions = torch.arange(videos) % 6
     seeds = list(range(videos))
     rows = []

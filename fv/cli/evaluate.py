@@ -1,4 +1,4 @@
-"""`fv eval GENERATED... --data DIR`: FVD, AEA/DEA(_WN), ACD-I/ACD-C and per-frame profiles (thesis 4.4, 5.1)."""
+"""`fv eval GENERATED... [--data DIR]`: FVD, AEA/DEA(_WN), ACD-I/ACD-C and per-frame profiles (thesis 4.4, 5.1)."""
 
 from __future__ import annotations
 
@@ -20,8 +20,10 @@ def _names(values: List[str]) -> tuple[str, ...]:
 def evaluate(
     generated: List[Path] = typer.Argument(..., help="`fv render-set` output folder(s), or index CSV(s) with "
                                            "columns file, emotion, ref_row|ref_video_id|ref_image."),
-    data: Optional[Path] = typer.Option(None, help="Prepared data set with the real split (default: data/synth)."),
-    split: Optional[str] = typer.Option(None, help="Real split (default: the index's ref_split, else test)."),
+    data: Optional[Path] = typer.Option(None, help="Prepared data set with the real split (default: the one "
+                                        "the render set was rendered from, else data/synth)."),
+    split: Optional[str] = typer.Option(None, help="Real split (default: the render set's, else the index's "
+                                        "ref_split, else test)."),
     out: Optional[Path] = typer.Option(None, help="Output folder (default: GENERATED/eval; needed for several sets)."),
     metrics: str = typer.Option("fvd,emotion,identity", help="Which metrics: fvd, emotion, identity."),
     fvd_feature: str = typer.Option("logits", help="I3D feature for FVD: logits (FVD reference) | mixed_5c."),
@@ -42,9 +44,12 @@ def evaluate(
     from fv.metrics.errors import MetricsError
     from fv.metrics.evaluate import EvalOptions
     from fv.metrics.evaluate import evaluate as run_eval
+    from fv.metrics.generated import recorded_source
     if len(generated) > 1 and out is None:
         raise MetricsError("several generated sets need --out DIR for their joint tables")
-    options = EvalOptions(data=str(data or common.DATA), split=split, metrics=_names([metrics]),
+    if data is None and recorded_source(generated) is None:
+        data = common.DATA
+    options = EvalOptions(data=None if data is None else str(data), split=split, metrics=_names([metrics]),
                           fvd_feature=fvd_feature, emotion_model=emotion_model,
                           identity_models=_names(identity_model), real=real, real_fvd_split=real_fvd_split,
                           crop=crop, device=device, cache_dir=None if cache is None else str(cache))

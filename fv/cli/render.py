@@ -68,7 +68,7 @@ def render_photo(face: Path, emotion: str, eng, seed: int, out: Optional[Path], 
     files = [write_mp4(out / "video.mp4", video, fps), write_gif(out / "video.gif", video, fps),
              write_strip(out / "strip.png", video, 10), write_strip(out / "input.png", crop[None], 1)]
     if paste:
-        from fv.engine.faces import paste_back
+        from fv.engine.face_aligner import paste_back
         big = _pasted(photo, al, video, paste_back)
         files += [write_mp4(out / "paste.mp4", big, fps), write_gif(out / "paste.gif", big, fps),
                   write_strip(out / "paste_strip.png", big, 10)]
@@ -85,7 +85,8 @@ def _face(path: Path, size: int, aligned: bool):
     """(uint8 [size, size, 3] crop, the photo, its AlignedFace or None with --aligned)."""
     import cv2
 
-    from fv.engine.faces import FaceAligner, MultipleFacesWarning, read_image
+    from fv.engine.face_aligner import FaceAligner
+    from fv.engine.faces import MultipleFacesWarning, read_image
     photo = read_image(path)
     if aligned:
         return cv2.resize(photo, (size, size), interpolation=cv2.INTER_AREA), photo, None

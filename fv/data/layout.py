@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from fv.engine.atomic import atomic_path, atomic_write, atomic_write_text
 from fv.engine.labels import EMOTIONS, N_FRAMES
 
 SPLITS = ("train", "test")
@@ -89,10 +89,7 @@ def to_uint8(frames: torch.Tensor) -> np.ndarray:
 
 
 def _atomic_save_npy(path: Path, arr: np.ndarray) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.save(f, arr)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: np.save(tmp, arr))
 
 
 def write_split(root: str | Path, split: str, clips64: np.ndarray, rows: list[dict],
@@ -118,13 +115,11 @@ def write_split(root: str | Path, split: str, clips64: np.ndarray, rows: list[di
     if aus is not None:
         _atomic_save_npy(d / "aus.npy", np.asarray(aus, dtype=np.float32))
     columns = list(REQUIRED_COLUMNS) + sorted({k for r in rows for k in r} - set(REQUIRED_COLUMNS))
-    tmp = d / "videos.csv.tmp"
-    with open(tmp, "w", newline="") as f:
+    with atomic_path(d / "videos.csv") as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=columns)
         w.writeheader()
         for r in rows:
             w.writerow({k: r.get(k, "") for k in columns})
-    os.replace(tmp, d / "videos.csv")
     return d
 
 
@@ -134,9 +129,7 @@ def write_meta(root: str | Path, **meta) -> None:
     splits = {s: len(list(csv.DictReader(open(root / s / "videos.csv"))))
               for s in SPLITS if (root / s / "videos.csv").exists()}
     meta = {"n_frames": N_FRAMES, "splits": splits, **meta}
-    tmp = root / "meta.json.tmp"
-    tmp.write_text(json.dumps(meta, indent=2))
-    os.replace(tmp, root / "meta.json")
+    atomic_write_text(root / "meta.json", json.dumps(meta, indent=2))
 
 
 def load_split(root: str | Path, split: str = "train") -> VideoSplit:

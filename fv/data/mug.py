@@ -46,8 +46,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from fv.data.layout import SPLITS, write_meta, write_split
 from fv.data.video_io import (VideoIOError, count_frames, frame_files, natural_key, read_video,
                              uniform_indices)
-from fv.engine.faces import (FaceAligner, FaceError, NoFaceError, clip_eyes, expression_distance,
-                             eye_centred_targets, face_targets, read_image, resize_frames, warp_clip)
+from fv.engine.atomic import atomic_write
+from fv.engine.face_aligner import FaceAligner
+from fv.engine.faces import (FaceError, NoFaceError, clip_eyes, expression_distance, eye_centred_targets,
+                             face_targets, read_image, resize_frames, warp_clip)
 from fv.engine.labels import EMOTIONS, N_FRAMES, UnknownEmotionError, parse_emotion
 
 MUG_TEST_SUBJECTS = (17, 34, 45, 55, 60, 64, 65, 73, 78, 83)
@@ -175,10 +177,8 @@ def _run_job(job: ClipJob, size224: bool, cache: str, model_dir: str | None) -> 
     except (FaceError, VideoIOError) as e:   # an unreadable or damaged frame
         status, dist, missed, msg = "unreadable", float("nan"), N_FRAMES, str(e)
     path = Path(cache)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, status=status, neutral_dist=dist, n_missed=missed, message=msg, **arrays)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: np.savez(tmp, status=status, neutral_dist=dist, n_missed=missed,
+                                            message=msg, **arrays))
     return ClipOutcome(status, cache, dist, missed, msg)
 
 

@@ -11,6 +11,7 @@ intensity (0.8-1.0) and head pose (sub-pixel). Train and test identities are dis
 from __future__ import annotations
 
 import colorsys
+import contextlib
 import multiprocessing as mp
 import os
 from pathlib import Path
@@ -20,6 +21,7 @@ import numpy as np
 
 from fv.data.layout import write_meta, write_split
 from fv.data.synth_face import AUS, Identity, SynthInputError, render_clip, render_frame
+from fv.engine.atomic import atomic_path
 from fv.engine.labels import EMOTIONS, N_FRAMES, parse_emotion
 
 __all__ = ["AUS", "EMOTION_AUS", "Identity", "SynthInputError", "au_trajectory", "head_motion",
@@ -173,44 +175,50 @@ def make_synthetic(out, n_identities: int = 60, n_test_identities: int = 12, tak
     c64 = {k: np.empty((len(ids) * per_id, N_FRAMES, 64, 64, 3), np.uint8) for k, ids in splits.items()}
     aus = {k: np.empty((len(ids) * per_id, N_FRAMES, len(AUS)), np.float32) for k, ids in splits.items()}
     c224 = {}
-    for k, ids in splits.items():          # 224 clips go straight to disk (3.5 GB for the default set)
-        (root / k).mkdir(parents=True, exist_ok=True)
-        stale = root / k / "clips224.npy"
-        if size224:
-            c224[k] = np.lib.format.open_memmap(root / k / "clips224.npy.partial", "w+", np.uint8,
-                                                (len(ids) * per_id, N_FRAMES, 224, 224, 3))
-        elif stale.exists():
-            stale.unlink()                 # an older run's 224 clips would not match these clips
-    jobs = [(seed, i, takes, size224) for i in range(n_identities)]
+    with contextlib.ExitStack() as publish:  # each clips224.npy goes into place once complete
+        for k, ids in splits.items():          # 224 clips go straight to disk (3.5 GB for the default set)
+            (root / k).mkdir(parents=True, exist_ok=True)
+            stale = root / k / "clips224.npy"
+            if size224:
+                tmp = publish.enter_context(atomic_path(root / k / "clips224.npy"))
+                c224[k] = np.lib.format.open_memmap(tmp, "w+", np.uint8, (len(ids) * per_id, N_FRAMES, 224, 224, 3))
+            elif stale.exists():
+                stale.unlink()                 # an older run's 224 clips would not match these clips
+        jobs = [(seed, i, takes, size224) for i in range(n_identities)]
+        _render_all(jobs, workers, progress, splits, n_train, per_id, c64, aus, c224)
+        for k, ids in splits.items():
+            rows = [{"video_id": f"synth{i:03d}_{name}_{take}", "subject": f"synth{i:03d}", "emotion": name,
+                     "take": take} for i in ids for name in EMOTIONS for take in range(takes)]
+            write_split(root, k, c64[k], rows, aus=aus[k])
+            if size224:
+                c224[k].flush()
+                del c224[k]                    # closes the memory map before it is published
+    write_meta(root, name="synthetic", source="synthetic", aus=list(AUS), seed=seed,
+               n_identities=n_identities, test_subjects=[f"synth{i:03d}" for i in splits["test"]],
+               takes=takes, emotion_aus=EMOTION_AUS, size224=size224)
+    return root
+
+
+def _render_all(jobs, workers: int, progress: bool, splits: dict[str, range], n_train: int, per_id: int,
+                c64: dict, aus: dict, c224: dict) -> None:
+    """Render every identity's clips (in `workers` processes) into the split arrays, in identity order."""
     ctx = mp.get_context("spawn")  # fork after torch or OpenMP threads started can deadlock
     # fork before the progress thread starts; one OpenCV thread per worker process
     pool = ctx.Pool(workers, initializer=cv2.setNumThreads, initargs=(1,)) if workers > 1 else None
     try:
         results = pool.imap(_render_identity, jobs) if pool else map(_render_identity, jobs)
         with _progress(progress) as bar:
-            task = bar.add_task("rendering synthetic clips", total=n_identities * per_id)
+            task = bar.add_task("rendering synthetic clips", total=len(jobs) * per_id)
             for i, (clips, clips224, a) in enumerate(results):   # ordered: identity i arrives i-th
                 k = "train" if i < n_train else "test"
                 j = (i - splits[k].start) * per_id
                 c64[k][j:j + per_id], aus[k][j:j + per_id] = clips, a
-                if size224:
+                if k in c224:
                     c224[k][j:j + per_id] = clips224
                 bar.advance(task, per_id)
     finally:
         if pool:
             pool.terminate()
-    for k, ids in splits.items():
-        rows = [{"video_id": f"synth{i:03d}_{name}_{take}", "subject": f"synth{i:03d}", "emotion": name,
-                 "take": take} for i in ids for name in EMOTIONS for take in range(takes)]
-        write_split(root, k, c64[k], rows, aus=aus[k])
-        if size224:
-            c224[k].flush()
-            del c224[k]
-            os.replace(root / k / "clips224.npy.partial", root / k / "clips224.npy")
-    write_meta(root, name="synthetic", source="synthetic", aus=list(AUS), seed=seed,
-               n_identities=n_identities, test_subjects=[f"synth{i:03d}" for i in splits["test"]],
-               takes=takes, emotion_aus=EMOTION_AUS, size224=size224)
-    return root
 
 
 def _progress(enabled: bool):

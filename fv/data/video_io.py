@@ -6,7 +6,6 @@ Frames are always uint8 RGB [T, H, W, 3].
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import imageio.v2 as imageio
 import numpy as np
 from PIL import Image, ImageSequence
 
+from fv.engine.atomic import atomic_write
 from fv.engine.faces import ImageReadError, as_rgb, read_image
 
 FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -156,20 +156,6 @@ def _check_frames(frames) -> np.ndarray:
     return a
 
 
-def _atomic(path: str | Path, write) -> Path:
-    """Run write(tmp) on a temporary name in the destination folder, then os.replace it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
-
-
 def write_mp4(path: str | Path, frames, fps: float = 8) -> Path:
     """H.264 MP4 (yuv420p, CRF-like quality 8/10); odd sizes are padded by one edge pixel."""
     a = _check_frames(frames)
@@ -182,7 +168,7 @@ def write_mp4(path: str | Path, frames, fps: float = 8) -> Path:
                                 pixelformat="yuv420p", macro_block_size=2, ffmpeg_log_level="error") as w:
             for f in a:
                 w.append_data(f)
-    return _atomic(path, write)
+    return atomic_write(path, write)
 
 
 def write_gif(path: str | Path, frames, fps: float = 8) -> Path:
@@ -193,7 +179,7 @@ def write_gif(path: str | Path, frames, fps: float = 8) -> Path:
     def write(tmp: Path) -> None:
         images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
                        duration=int(round(1000 / fps)), loop=0, optimize=False)
-    return _atomic(path, write)
+    return atomic_write(path, write)
 
 
 def write_strip(path: str | Path, frames, n: int = 10) -> Path:
@@ -201,4 +187,4 @@ def write_strip(path: str | Path, frames, n: int = 10) -> Path:
     a = _check_frames(frames)
     picks = uniform_indices(len(a), min(n, len(a)))
     strip = np.concatenate(list(a[picks]), axis=1)
-    return _atomic(path, lambda tmp: Image.fromarray(strip).save(tmp, format="PNG"))
+    return atomic_write(path, lambda tmp: Image.fromarray(strip).save(tmp, format="PNG"))

@@ -13,7 +13,6 @@ Writes are atomic: a temporary file in the same folder, fsync, then os.replace.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from fv import __version__
+from fv.engine.atomic import atomic_path
 from fv.engine.config import ConfigError, RunConfig, check_setting
 
 FORMAT = "1"
@@ -76,11 +76,8 @@ def save_checkpoint(path: str | Path, config: RunConfig, step: int, tensors: dic
     md = {"fv.config": config.to_json(), "fv.step": str(step), "fv.format": FORMAT,
           "fv.version": __version__, "fv.torch": torch.__version__,
           "fv.optim": json.dumps(optim_groups or {}), "fv.meta": json.dumps(meta or {})}
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    save_file(tensors, str(tmp), metadata=md)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=md)
     return path
 
 

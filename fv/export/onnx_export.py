@@ -77,9 +77,3 @@ def restore_inputs(model: onnx.ModelProto, spec: NetworkSpec) -> None:
         ordered.append(vi)
     del graph.input[:]
     graph.input.extend(ordered)
-
-
-def export_checkpoint(checkpoint, out_dir=None, trt: bool = False, fp16: bool = False, log=lambda s: None):
-    """The whole staged export of a checkpoint (fv.export.stages.export_checkpoint; here for convenience)."""
-    from fv.export.stages import export_checkpoint as staged
-    return staged(checkpoint, out_dir, trt=trt, fp16=fp16, log=log)

@@ -9,16 +9,15 @@ checkpoint, spec, precision or library version gives a new key and a new folder.
 
 from __future__ import annotations
 
-import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import torch
 
-from fv.engine.backends.artifacts import (OPSET, StageDir, file_sha256, onnx_stage, onnx_versions,
-                                          trt_stage)
+from fv.engine.atomic import atomic_dir
+from fv.engine.backends.artifacts import (OPSET, TRT_PRECISIONS, StageDir, file_sha256, onnx_stage,
+                                          onnx_versions, trt_stage)
 from fv.engine.backends.ort_backend import OrtBackend
 from fv.engine.checkpoint import load_checkpoint
 from fv.engine.families import network_modules
@@ -43,14 +42,18 @@ class ExportResult:
 
 
 def export_checkpoint(checkpoint: str | Path, out_dir: str | Path | None = None, trt: bool = False,
-                      fp16: bool = False, log: Callable[[str], None] = lambda s: None) -> ExportResult:
-    """Export every network of `checkpoint` to ONNX (and TensorRT with trt=True) under `out_dir`."""
+                      precision: str = "fp32", log: Callable[[str], None] = lambda s: None) -> ExportResult:
+    """Export every network of `checkpoint` to ONNX (always fp32) and, with trt=True, build TensorRT
+    engines in `precision` (fp32 | fp16 | bf16) under `out_dir`."""
     checkpoint = Path(checkpoint)
-    if fp16 and not trt:
-        raise ExportError("--fp16 applies to TensorRT engines; add --trt (ONNX files are always fp32)")
+    if precision not in TRT_PRECISIONS:
+        raise ExportError(f"unknown precision {precision!r}; choose one of: {', '.join(TRT_PRECISIONS)}")
+    if precision != "fp32" and not trt:
+        raise ExportError(f"--precision {precision} applies to TensorRT engines; add --trt "
+                          f"(ONNX files are always fp32)")
     if trt:
-        from fv.export.trt_build import tensorrt
-        tensorrt()  # fail fast, before the ONNX stage, when TensorRT or CUDA is missing
+        from fv.export.trt_build import precision_flag, tensorrt
+        precision_flag(tensorrt(), precision)  # fail fast, before the ONNX stage: no TensorRT, CUDA or flag
     config, model = load_checkpoint(checkpoint, device="cpu")  # EMA weights, eval mode
     sha = file_sha256(checkpoint)
     stage = onnx_stage(checkpoint, out_dir, config=config, checkpoint_sha=sha)
@@ -63,26 +66,13 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path | None = None,
         _make_onnx(stage, modules, checkpoint, sha, config, log)
     result = ExportResult(stage, reused, load_manifest(stage.folder))
     if trt:
-        _trt_stage(result, modules, checkpoint, sha, config, "fp16" if fp16 else "fp32", log)
+        _trt_stage(result, modules, checkpoint, sha, config, precision, log)
     return result
 
 
-def _staging(final: Path) -> Path:
-    tmp = final.with_name(f".{final.name}.tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    return tmp
-
-
-def _publish(tmp: Path, final: Path) -> None:
-    if final.exists():
-        shutil.rmtree(final)  # an incomplete or tampered folder of the same key: replaced whole
-    os.replace(tmp, final)
-
-
 def _make_onnx(stage: StageDir, modules, checkpoint: Path, sha: str, config, log) -> None:
-    tmp = _staging(stage.folder)
-    try:
+    # an incomplete or tampered folder of the same key is replaced whole
+    with atomic_dir(stage.folder) as tmp:
         files, checks = {}, {}
         tol = TOLERANCE["onnxruntime-fp32"]
         for name, spec in stage.specs.items():
@@ -95,9 +85,6 @@ def _make_onnx(stage: StageDir, modules, checkpoint: Path, sha: str, config, log
                                            onnx_versions(), "fp32", files, checks, opset=OPSET,
                                            exporter=EXPORTER, reference="PyTorch fp32 eager on the CPU",
                                            runtime="onnxruntime CPUExecutionProvider"))
-        _publish(tmp, stage.folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _trt_stage(result: ExportResult, modules, checkpoint: Path, sha: str, config, precision: str, log) -> None:
@@ -113,12 +100,11 @@ def _trt_stage(result: ExportResult, modules, checkpoint: Path, sha: str, config
         log(f"[fv] TensorRT {precision} engines {stage.folder} are up to date (key {stage.key})")
         return
     log(f"[fv] building TensorRT {precision} engines in {stage.folder}")
-    tmp = _staging(stage.folder)
-    try:
+    with atomic_dir(stage.folder) as tmp:
         files, checks = {}, {}
         tol = TOLERANCE[f"tensorrt-{precision}"]
         for name, spec in stage.specs.items():
-            path = build_engine(result.onnx.path(name), spec, tmp / stage.path(name).name, fp16=precision == "fp16")
+            path = build_engine(result.onnx.path(name), spec, tmp / stage.path(name).name, precision)
             backend = TrtBackend(path, spec, cuda_graph=False)
             checks[name] = parity(modules[name], backend, tol, BATCHES)
             files[name] = path
@@ -131,6 +117,3 @@ def _trt_stage(result: ExportResult, modules, checkpoint: Path, sha: str, config
             onnx_key=result.onnx.key, profiles={n: list(s.batch_range) for n, s in stage.specs.items()},
             reference="PyTorch fp32 eager on the CPU", runtime="TensorRT")
         write_manifest(tmp, result.trt_manifest)
-        _publish(tmp, stage.folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)

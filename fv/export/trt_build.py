@@ -1,24 +1,25 @@
 """ONNX file -> serialised TensorRT engine through the TensorRT Python API.
 
 One optimisation profile per engine, from the spec (NetworkSpec.trt_profile over its batch_range).
-fp16: BuilderFlag.FP16 lets TensorRT pick half precision per layer, except the sinusoidal timestep
-embedding, which stays fp32: sin(t w) with t up to 999 needs more than fp16's 11-bit mantissa
-(at t ~ 1000 an fp16 step is 0.5 rad). Those layers are pinned to fp32 with precision constraints.
-This is TensorRT 10's weakly typed build; TensorRT 11 removed the precision flags, so there --fp16
-stops with a clear ExportError (fp32 engines build with both).
+fp16 / bf16: BuilderFlag.FP16 / BF16 lets TensorRT pick that precision per layer, except the sinusoidal
+timestep embedding, which stays fp32: sin(t w) with t up to 999 needs more than fp16's 11-bit mantissa
+(at t ~ 1000 an fp16 step is 0.5 rad; bf16 keeps 8 bits). Those layers are pinned to fp32 with precision
+constraints. This is TensorRT 10's weakly typed build; a TensorRT without the flag (TensorRT 11 removed
+the precision flags) stops with a clear ExportError (fp32 engines build with both).
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from fv.engine.atomic import atomic_write_bytes
 from fv.engine.backends import BackendError
 from fv.engine.backends.trt_backend import require_tensorrt
 from fv.engine.iospec import NetworkSpec
 from fv.export.errors import ExportError
 
-FP32_SCOPES = ("time_embed",)  # ONNX node-name scopes that must compute in fp32 under --fp16
+FP32_SCOPES = ("time_embed",)  # ONNX node-name scopes that must compute in fp32 under fp16 / bf16
+FLAGS = {"fp16": "FP16", "bf16": "BF16"}  # the BuilderFlag that lets TensorRT use each reduced precision
 
 
 def tensorrt():
@@ -29,7 +30,18 @@ def tensorrt():
         raise ExportError(f"--trt: {e}") from None
 
 
-def build_engine(onnx_path: Path, spec: NetworkSpec, out_path: Path, fp16: bool = False,
+def precision_flag(trt, precision: str):
+    """The BuilderFlag for `precision` (None for fp32), or ExportError when this TensorRT has none."""
+    if precision == "fp32":
+        return None
+    name = FLAGS[precision]
+    if not hasattr(trt.BuilderFlag, name):  # TensorRT 11 removed weak typing (precision flags)
+        raise ExportError(f"TensorRT {trt.__version__} has no {precision} builder flag (BuilderFlag.{name}); "
+                          f"--precision {precision} needs TensorRT 10.x (fp32 engines build with this version)")
+    return getattr(trt.BuilderFlag, name)
+
+
+def build_engine(onnx_path: Path, spec: NetworkSpec, out_path: Path, precision: str = "fp32",
                  workspace_gib: float | None = None) -> Path:
     """Parse `onnx_path`, build with the spec's profile, write the plan atomically to `out_path`."""
     trt = tensorrt()
@@ -45,11 +57,9 @@ def build_engine(onnx_path: Path, spec: NetworkSpec, out_path: Path, fp16: bool 
     config = builder.create_builder_config()
     if workspace_gib:
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
-    if fp16:
-        if not hasattr(trt.BuilderFlag, "FP16"):  # TensorRT 11 removed weak typing (precision flags)
-            raise ExportError(f"TensorRT {trt.__version__} builds strongly typed networks only; --fp16 needs "
-                              f"TensorRT 10.x (fp32 engines build with this version)")
-        config.set_flag(trt.BuilderFlag.FP16)
+    flag = precision_flag(trt, precision)
+    if flag is not None:
+        config.set_flag(flag)
         _pin_fp32(trt, network, config)
     profile = builder.create_optimization_profile()
     shapes = spec.trt_profile()
@@ -62,17 +72,13 @@ def build_engine(onnx_path: Path, spec: NetworkSpec, out_path: Path, fp16: bool 
     plan = builder.build_serialized_network(network, config)
     if plan is None:
         raise ExportError(f"TensorRT could not build an engine from {onnx_path} (see its log above)")
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f".{out_path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(bytes(plan))
-    os.replace(tmp, out_path)
-    return out_path
+    return atomic_write_bytes(out_path, bytes(plan))
 
 
 def _pin_fp32(trt, network, config) -> None:
-    """Layers whose names fall in FP32_SCOPES compute and output fp32 under --fp16 (float layers only:
+    """Layers whose names fall in FP32_SCOPES compute and output fp32 under fp16 / bf16 (float layers only:
     the int64 -> float Cast of t has no precision to pin)."""
-    floats = (trt.float32, trt.float16)
+    floats = tuple(getattr(trt, t) for t in ("float32", "float16", "bfloat16") if hasattr(trt, t))
     pinned = 0
     for i in range(network.num_layers):
         layer = network.get_layer(i)

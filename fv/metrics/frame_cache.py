@@ -8,19 +8,15 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from fv.engine.atomic import atomic_write
+from fv.engine.render_set import frame_digest
+
 FRAME_CHUNK = 256  # frames per network call inside a frame cache (also the progress step)
-
-
-def _frame_hash(frame: np.ndarray) -> str:
-    h = hashlib.blake2b(str(frame.shape).encode(), digest_size=16)
-    h.update(np.ascontiguousarray(frame).data)
-    return h.hexdigest()
 
 
 class FrameCache:
@@ -58,7 +54,7 @@ class FrameCache:
         """frames uint8 [N, H, W, 3] -> {output: array [N, ...]} (compute(frames) -> same, on a miss)."""
         if not self._loaded:
             self._load()
-        hashes = [_frame_hash(f) for f in frames]
+        hashes = [frame_digest(f) for f in frames]
         first: dict[str, int] = {}
         for i, h in enumerate(hashes):
             if h not in self._store:
@@ -74,10 +70,8 @@ class FrameCache:
                 self._store[h] = {k: a[j] for k, a in new.items()}
             if self.dir is not None:
                 name = hashlib.sha256("".join(keys).encode()).hexdigest()[:24]
-                self.dir.mkdir(parents=True, exist_ok=True)
-                tmp = self.dir / f".{name}.{os.getpid()}.tmp.npz"
-                np.savez(tmp, hashes=np.array(keys), model_key=np.array(self.model_key), **new)
-                os.replace(tmp, self.dir / f"{name}.npz")
+                atomic_write(self.dir / f"{name}.npz", lambda tmp: np.savez(
+                    tmp, hashes=np.array(keys), model_key=np.array(self.model_key), **new))
         if not hashes:
             return {}
         names = self._store[hashes[0]].keys()

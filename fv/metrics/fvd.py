@@ -24,6 +24,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from fv.engine.atomic import atomic_write
 from fv.metrics.frechet import frechet_distance_from_features
 from fv.metrics.i3d import INPUT_SIZE, default_weights_path, load_i3d
 
@@ -239,10 +240,8 @@ def cached_features(extractor: I3DFeatures | TFHubI3D, clips: np.ndarray | torch
         except (OSError, KeyError, ValueError):
             pass  # unreadable or foreign entry: recompute and overwrite
     feats = extractor(arr, batch_size=batch_size)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, features=feats, key=np.array(key))
-    os.replace(tmp, path)  # atomic: a crash never leaves a half-written cache entry
+    # atomic: a crash never leaves a half-written cache entry
+    atomic_write(path, lambda tmp: np.savez(tmp, features=feats, key=np.array(key)))
     return feats
 
 

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from pathlib import Path
 
+from fv.engine.atomic import atomic_write, atomic_write_text
 from fv.engine.labels import APEX
 
 GROUPS = ("all", "anger", "disgust", "surprise", "sadness", "happiness", "fear")  # thesis tables' order
@@ -221,20 +221,12 @@ def _finite(x):
     return x
 
 
-def _atomic_write(path: Path, write) -> Path:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
-    return path
-
-
 def write_report(metrics: dict, out: str | Path, plots: bool = True) -> dict[str, Path]:
     """Write metrics.json, tables.md and (plots=True) the PNGs under out/plots; returns their paths."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    files = {"metrics": _atomic_write(out / "metrics.json",
-                                      lambda p: p.write_text(json.dumps(_finite(metrics), indent=2))),
-             "tables": _atomic_write(out / "tables.md", lambda p: p.write_text(tables_markdown(metrics)))}
+    files = {"metrics": atomic_write_text(out / "metrics.json", json.dumps(_finite(metrics), indent=2)),
+             "tables": atomic_write_text(out / "tables.md", tables_markdown(metrics))}
     if not plots:
         return files
     (out / "plots").mkdir(exist_ok=True)
@@ -243,9 +235,9 @@ def write_report(metrics: dict, out: str | Path, plots: bool = True) -> dict[str
         tag = f"_{e}" if e else ""
         for r in metrics["generated"]:
             fig = profile_figure(metrics, r["name"], e)
-            files[f"profiles_{r['name']}{tag}"] = _atomic_write(
+            files[f"profiles_{r['name']}{tag}"] = atomic_write(
                 out / "plots" / f"profiles_{slug(r['name'])}{tag}.png", lambda p: fig.savefig(p, format="png", dpi=110))
         fig = overall_figure(metrics, e)
-        files[f"overall{tag}"] = _atomic_write(out / "plots" / f"overall{tag}.png",
-                                               lambda p: fig.savefig(p, format="png", dpi=110))
+        files[f"overall{tag}"] = atomic_write(out / "plots" / f"overall{tag}.png",
+                                              lambda p: fig.savefig(p, format="png", dpi=110))
     return files

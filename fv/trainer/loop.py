@@ -16,7 +16,6 @@ import contextlib
 import copy
 import dataclasses
 import json
-import os
 import shutil
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Callable
 import torch
 
 from fv.data.layout import load_split
+from fv.engine.atomic import atomic_path
 from fv.engine.engine import Engine
 from fv.engine.families import build_model
 from fv.engine.checkpoint import (LAST, CheckpointError, expect_setting, load_model_state, load_optimizer,
@@ -115,9 +115,8 @@ class Trainer:
             groups[name] = g
         tensors.update({f"extra.{k}": v for k, v in self.step.extra_tensors().items()})
         path = save_checkpoint(self.run_dir / f"step_{step:06d}.safetensors", self.config, step, tensors, groups)
-        tmp = self.run_dir / f".{LAST}.tmp{os.getpid()}"
-        shutil.copyfile(path, tmp)
-        os.replace(tmp, self.run_dir / LAST)
+        with atomic_path(self.run_dir / LAST) as tmp:
+            shutil.copyfile(path, tmp)
         olds = sorted(self.run_dir.glob("step_*.safetensors"))[:-self.config.train.keep_checkpoints]
         for p in olds:
             p.unlink(missing_ok=True)

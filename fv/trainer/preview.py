@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 
+from fv.engine.atomic import atomic_path
 from fv.data.layout import to_uint8
 from fv.data.video_io import uniform_indices
 
@@ -28,11 +28,9 @@ def video_grid(videos: torch.Tensor, n_cols: int = 10, pad: int = 2) -> np.ndarr
 
 def save_png(path: str | Path, rgb: np.ndarray, scale: int = 1) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     if scale > 1:
         rgb = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
-    if not cv2.imwrite(str(tmp), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"could not write {path}")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        if not cv2.imwrite(str(tmp), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+            raise OSError(f"could not write {path}")
     return path

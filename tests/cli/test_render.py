@@ -4,6 +4,8 @@ resumable (skip, kill) and shardable (2 shards == 1 run)."""
 from __future__ import annotations
 
 import csv
+import dataclasses
+import hashlib
 import json
 import os
 import signal
@@ -19,10 +21,10 @@ from PIL import Image
 from fv.data.layout import load_split, write_meta, write_split
 from fv.data.video_io import read_video, uniform_indices
 from fv.engine.engine import Engine
-from fv.engine.faces import FaceAligner
+from fv.engine.face_aligner import FaceAligner
 from fv.engine.labels import EMOTIONS
 from fv.engine.requests import RenderRequest
-from fv.engine.render_set import COLUMNS, RenderSetError, load_videos, read_index, render_set
+from fv.engine.render_set import COLUMNS, RenderSetError, frame_digest, load_videos, read_index, render_set
 from tests.engine.test_engine import tiny_diffusion_checkpoint, tiny_gan_checkpoint
 
 
@@ -145,7 +147,7 @@ def test_cli_exit_code_in_a_real_process(ckpts, tmp_path):
 def _run_set(ckpt, data, out, **kw):
     split = load_split(data, "test")
     return render_set(Engine(ckpt, max_frames_per_call=kw.pop("max_frames_per_call", 512)), split.clips64[:, 0],
-                      split.rows, out, "test", **kw)
+                      split.rows, out, "test", data=data, **kw)
 
 
 def _same_set(a, b):
@@ -201,7 +203,7 @@ def test_two_shards_equal_one_run(ckpts, data, tmp_path):
     assert sorted(parts) == ["shard-0-of-2.csv", "shard-1-of-2.csv"]
     assert [r["ref_row"] for r in parts["shard-0-of-2.csv"]] == ["0", "2", "4"]
     # fv eval's reader resolves the shard parts' files against OUT (as index.csv's), shard 0 alone too
-    from fv.metrics.evaluate import read_index as eval_index
+    from fv.metrics.generated import read_index as eval_index
     assert len(eval_index(tmp_path / "two")) == 5
     (tmp_path / "two" / "index.csv").unlink()
     (tmp_path / "two" / "index" / "shard-1-of-2.csv").unlink()
@@ -216,7 +218,7 @@ def test_resume_skips_finished_videos_and_recovers_from_leftovers(ckpts, data, t
     assert (first.rendered, first.remaining) == (2, 3) and len(read_index(out)) == 2
     done = {p.name: p.stat().st_mtime_ns for p in (out / "videos").glob("*.npy")}
     # what a kill leaves behind: a partial temporary file, and a video written without its row
-    (out / "videos" / ".test2.4242.tmp").write_bytes(b"\x93NUMPY partial")
+    (out / "videos" / ".test2.4242.tmp.npy").write_bytes(b"\x93NUMPY partial")
     np.save(out / "videos" / "test3.npy", np.zeros((32, 64, 64, 3), np.uint8))
     second = _run_set(ckpts["baseline"], data, out)
     assert (second.rendered, second.skipped, second.remaining) == (3, 2, 0)
@@ -248,7 +250,7 @@ def test_render_set_survives_a_kill(ckpts, data, tmp_path):
         assert np.load(p).shape == (32, 16, 16, 3)
     split = load_split(data, "test")
     eng = Engine(ckpts["onlyDM"], steps=30, max_frames_per_call=64)
-    res = render_set(eng, split.clips64[:, 0], split.rows, out, "test")
+    res = render_set(eng, split.clips64[:, 0], split.rows, out, "test", data=data)
     assert res.skipped == killed_with and res.rendered == 5 - killed_with
     ref = render_set(Engine(ckpts["onlyDM"], steps=30), split.clips64[:, 0], split.rows, tmp_path / "ref", "test")
     assert ref.rendered == 5
@@ -261,3 +263,30 @@ def test_render_set_errors(ckpts, data, tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(RenderSetError, match="is a file"):
         _run_set(ckpts["baseline"], data, tmp_path / "file")
+
+
+def test_manifest_describes_the_set_and_a_resume_must_match_it(ckpts, data, tmp_path):
+    split = load_split(data, "test")
+    frames, out = split.clips64[:, 0], tmp_path / "set"
+    eng = Engine(ckpts["onlyDM"], steps=4)
+    assert render_set(eng, frames, split.rows, out, "test", data=data, max_videos=0).rendered == 0
+    m = json.loads((out / "render_set.json").read_text())
+    assert m["options"] == json.loads(json.dumps(dataclasses.asdict(eng.options))) and m["options"]["steps"] == 4
+    assert (m["backend"], m["precision"], m["split"], m["data"]) == ("torch", "fp32", "test", str(data.resolve()))
+    assert m["checkpoint_sha256"] == hashlib.sha256(ckpts["onlyDM"].read_bytes()).hexdigest()
+    before = (out / "render_set.json").read_bytes()
+    cases = [(Engine(ckpts["onlyDM"], steps=3), {}, "options.steps: was 4, now 3"),
+             (Engine(ckpts["onlyDM"], steps=4, eta=0.5), {}, "options.eta: was 0.0, now 0.5"),
+             (Engine(ckpts["onlyDM"], steps=4, frame_noise="frame"), {}, "options.frame_noise: was 'video', now 'frame'"),
+             (Engine(ckpts["onlyDM"], steps=4, precision="bf16"), {}, "precision: was 'fp32', now 'bf16'"),
+             (Engine(ckpts["baseline"]), {}, "checkpoint_sha256: was"),
+             (eng, {"data": tmp_path}, f"data: was {str(data.resolve())!r}, now {str(tmp_path.resolve())!r}"),
+             (eng, {"split": "train"}, "split: was 'test', now 'train'")]
+    for engine, kw, needle in cases:
+        with pytest.raises(RenderSetError) as e:
+            render_set(engine, frames, split.rows, out, **{"split": "test", "data": data, **kw})
+        assert needle in str(e.value) and "\n" not in str(e.value)
+    assert (out / "render_set.json").read_bytes() == before and read_index(out) == []
+    # the same engine settings resume it (options and manifest rebuilt from scratch compare equal)
+    again = render_set(Engine(ckpts["onlyDM"], steps=4), frames, split.rows, out, "test", data=data, max_videos=1)
+    assert again.rendered == 1 and read_index(out)[0]["ref_frame"] == frame_digest(frames[0])

@@ -12,7 +12,7 @@ import pytest
 from fv.data.layout import load_split
 from fv.data.synth import (AUS, EMOTION_AUS, RAMPS, Identity, SynthInputError, au_trajectory, head_motion,
                            make_synthetic, render_clip, render_frame, sample_identity, synthetic_identity)
-from fv.data.synth_face import EYE_Y
+from fv.data.synth_parts import EYE_Y
 from fv.engine.labels import EMOTIONS, UnknownEmotionError
 
 ZERO = np.zeros(len(AUS), np.float32)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fv.data.video_io import (VideoIOError, _atomic, count_frames, read_video, uniform_indices, write_gif,
+from fv.data.video_io import (VideoIOError, count_frames, read_video, uniform_indices, write_gif,
                               write_mp4, write_strip)
 
 
@@ -98,18 +98,6 @@ def test_write_errors_leave_nothing(tmp_path):
     with pytest.raises(VideoIOError):
         write_gif(tmp_path / "bad.gif", np.zeros((8, 8, 3), np.uint8))
     assert list(tmp_path.iterdir()) == []
-
-
-def test_atomic_keeps_old_file_on_failure(tmp_path):
-    dest = tmp_path / "x.png"
-    dest.write_bytes(b"old")
-
-    def failing(tmp):
-        tmp.write_bytes(b"partial")
-        raise RuntimeError("disk full")
-    with pytest.raises(RuntimeError):
-        _atomic(dest, failing)
-    assert dest.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["x.png"]
 
 
 def test_read_errors(tmp_path):

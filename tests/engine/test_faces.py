@@ -1,5 +1,5 @@
-"""Face detection, landmarks, eye alignment and paste-back (fv.engine.faces), on frames of the real
-Pexels video and on synthetic images whose geometry is known in closed form."""
+"""Face detection, landmarks, eye alignment and paste-back (fv.engine.faces, fv.engine.face_aligner), on
+frames of the real Pexels video and on synthetic images whose geometry is known in closed form."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fv.engine.faces import (FaceAligner, FaceModelError, ImageReadError, MultipleFacesWarning, NoFaceError,
-                             apply_affine, expression_distance, eye_centred_targets, eye_centres,
-                             face_targets, fill_missing, paste_back, read_image, resize_matrix,
-                             similarity_from_eyes, warp_affine)
+from fv.engine.face_aligner import FaceAligner, paste_back
+from fv.engine.faces import (FaceModelError, ImageReadError, MultipleFacesWarning, NoFaceError, apply_affine,
+                             expression_distance, eye_centred_targets, eye_centres, face_targets, fill_missing,
+                             read_image, resize_matrix, similarity_from_eyes, warp_affine)
 
 FRAMES = (0, 300, 430, 440, 450, 460)
 # The documented layouts, written out: 256 face-centred crop, eye line y = 0.40 * 256, inter-ocular

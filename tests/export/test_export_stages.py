@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+import types
 
 import pytest
 import torch
@@ -95,8 +96,26 @@ def test_diffusion_setting_exports_its_three_networks(tiny_ckpts, tmp_path):
 
 
 def test_library_errors():
-    with pytest.raises(ExportError, match="--fp16 applies to TensorRT engines; add --trt"):
-        export_checkpoint("whatever.safetensors", fp16=True)
+    for precision in ("fp16", "bf16"):
+        with pytest.raises(ExportError, match=f"--precision {precision} applies to TensorRT engines; add --trt"):
+            export_checkpoint("whatever.safetensors", precision=precision)
+    for precision in ("fp8", "FP16", "half", ""):
+        with pytest.raises(ExportError, match=f"unknown precision {precision!r}; choose one of: fp32, fp16, bf16"):
+            export_checkpoint("whatever.safetensors", trt=True, precision=precision)
+
+
+def test_precision_flag_of_a_tensorrt_with_and_without_bf16():
+    from fv.export.trt_build import precision_flag
+    weak = types.SimpleNamespace(__version__="10.9", BuilderFlag=types.SimpleNamespace(FP16="F", BF16="B"))
+    assert [precision_flag(weak, p) for p in ("fp32", "fp16", "bf16")] == [None, "F", "B"]
+    old = types.SimpleNamespace(__version__="8.6", BuilderFlag=types.SimpleNamespace(FP16="F"))
+    assert precision_flag(old, "fp16") == "F"
+    with pytest.raises(ExportError, match=r"TensorRT 8.6 has no bf16 builder flag \(BuilderFlag.BF16\)"):
+        precision_flag(old, "bf16")
+    strong = types.SimpleNamespace(__version__="11.0", BuilderFlag=types.SimpleNamespace())
+    assert precision_flag(strong, "fp32") is None
+    with pytest.raises(ExportError, match="--precision fp16 needs TensorRT 10.x"):
+        precision_flag(strong, "fp16")
 
 
 def run_cli(monkeypatch, capsys, *args):
@@ -131,6 +150,32 @@ def test_cli_trt_without_tensorrt_says_what_is_missing(monkeypatch, capsys, tiny
     except ImportError:
         assert "the tensorrt Python package" in line
     assert not any(tmp_path.iterdir())  # it stopped before exporting anything
+
+
+def test_cli_precision_is_checked_before_anything_is_written(monkeypatch, capsys, tiny_ckpts, tmp_path):
+    code, out = run_cli(monkeypatch, capsys, "export", tiny_ckpts["baseline"], "--precision", "fp8", "--out", tmp_path)
+    assert code == 2 and "unknown precision 'fp8'; choose one of: fp32, fp16, bf16" in one_line(out)
+    code, out = run_cli(monkeypatch, capsys, "export", tiny_ckpts["baseline"], "--precision", "bf16", "--out", tmp_path)
+    assert code == 2 and "--precision bf16 applies to TensorRT engines; add --trt" in one_line(out)
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.trt
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_tensorrt_reduced_precision_engines(tiny_ckpts, tmp_path, precision):
+    from fv.export.trt_build import precision_flag, tensorrt
+    try:
+        precision_flag(tensorrt(), precision)
+    except ExportError as e:  # this TensorRT has no such flag: export says so, in one line, before writing
+        with pytest.raises(ExportError, match=f"no {precision} builder flag"):
+            export_checkpoint(tiny_ckpts["onlyDM"], tmp_path, trt=True, precision=precision)
+        assert "\n" not in str(e) and not any(tmp_path.iterdir())
+        return
+    res = export_checkpoint(tiny_ckpts["onlyDM"], tmp_path, trt=True, precision=precision)
+    m = res.trt_manifest
+    assert res.trt.folder.name.startswith(f"trt-{precision}-") and m["precision"] == precision
+    assert all(r["max_abs_error"] <= TOLERANCE[f"tensorrt-{precision}"] for r in m["parity"].values())
+    assert sorted(make_backends("tensorrt", tiny_ckpts["onlyDM"], tmp_path, "cuda", precision)) == sorted(res.trt.specs)
 
 
 def test_cli_export_and_rerun(monkeypatch, capsys, tiny_ckpts, tmp_path):

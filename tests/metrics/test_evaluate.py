@@ -15,7 +15,8 @@ import pytest
 from fv.data.layout import load_split, write_meta, write_split
 from fv.engine.labels import APEX, EMOTIONS, NEUTRAL
 from fv.metrics.errors import MetricsError
-from fv.metrics.evaluate import EvalOptions, evaluate, load_clip, read_index
+from fv.metrics.evaluate import EvalOptions, evaluate
+from fv.metrics.generated import load_clip, read_index
 from fv.metrics.report import fmt, overall_figure, profile_figure
 
 COLUMNS = ["video_id", "emotion", "subject", "ref_split", "ref_row", "seed", "file", "setting"]
@@ -225,7 +226,8 @@ def test_generic_folder_of_mp4_gif_and_frames(real_root, tmp_path):
 def test_larger_frames_get_the_face_centred_crop(pexels_video):
     import cv2
 
-    from fv.engine.faces import FaceAligner, eye_centres, face_targets
+    from fv.engine.face_aligner import FaceAligner
+    from fv.engine.faces import eye_centres, face_targets
     clip, how = load_clip(pexels_video, crop="face")        # 472 frames 640x360 -> 32 x 64 x 64
     assert clip.shape == (32, 64, 64, 3) and how == {"video": 1, "resampled": 1, "face": 1}
     # Independent check: landmarks found again on the output put the eyes where the crop puts them.
@@ -301,3 +303,37 @@ def test_cli_exit_codes_and_messages(real_root, tmp_path, monkeypatch, capsys):
     assert code == 2
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and "'val'" in lines[0]
+
+
+def test_eval_takes_the_data_set_from_the_render_set_and_checks_each_reference(real_root, tmp_path, monkeypatch,
+                                                                               capsys):
+    from fv.engine.engine import Engine
+    from fv.engine.render_set import render_set as run_set
+    from tests.engine.test_engine import tiny_gan_checkpoint
+    real = load_split(real_root, "test")
+    gen = tmp_path / "gen"
+    run_set(Engine(tiny_gan_checkpoint(tmp_path / "gan.safetensors")), real.clips64[:, 0], real.rows, gen, "test",
+            data=real_root)
+    monkeypatch.chdir(tmp_path)  # no data/synth here: only render_set.json can name the data set
+    flags = ("--metrics", "emotion", "--no-real", "--no-plots", "--no-progress")
+    code, err = _fv(monkeypatch, capsys, "eval", str(gen), *flags)
+    assert code == 0, err
+    m = json.loads((gen / "eval" / "metrics.json").read_text())
+    assert m["real_split"] == {"root": str(real_root.resolve()), "split": "test", "n_videos": 3}
+    assert m["options"]["data"] == str(real_root.resolve())
+    # another data set with the same video ids but other clips in its rows (another seed, another order):
+    # --data overrides the manifest, and no video is paired with a reference frame it was not rendered from
+    other = tmp_path / "other"
+    write_split(other, "test", np.asarray(real.clips64)[[1, 0, 2]], real.rows)  # rows 0, 1: other subjects
+    write_meta(other, name="other")
+    code, err = _fv(monkeypatch, capsys, "eval", str(gen), "--data", str(other), "--out", str(tmp_path / "e2"), *flags)
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 2 and len(lines) == 1, err
+    assert lines[0].startswith("error:") and real.rows[0]["video_id"] in lines[0]
+    assert "was not rendered from frame 0 of row 0" in lines[0]
+    assert f"it was rendered from {real_root.resolve()} split test" in lines[0]
+    assert not (tmp_path / "e2" / "metrics.json").exists()
+    # a set without render_set.json names no data set: the library asks for one
+    (gen / "render_set.json").unlink()
+    with pytest.raises(MetricsError, match="pass --data"):
+        evaluate(gen, EvalOptions(metrics=("emotion",), real=False))

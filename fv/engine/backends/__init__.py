@@ -26,7 +26,7 @@ def make_backends(kind: str, checkpoint: str | Path, artifacts_dir: str | Path |
 
     torch:        the checkpoint's EMA modules; precision fp32 | bf16 | fp16, torch_options compile / cuda_graph.
     onnxruntime:  the ONNX files `fv export` wrote for exactly this checkpoint (found by key).
-    tensorrt:     the engines `fv export --trt [--fp16]` built from them (precision fp32 | fp16).
+    tensorrt:     the engines `fv export --trt [--precision fp16|bf16]` built from them (precision fp32 | fp16 | bf16).
     A missing artefact is a BackendError that tells the user which command makes it."""
     from fv.engine.checkpoint import load_checkpoint
     from fv.engine.families import network_modules, network_specs

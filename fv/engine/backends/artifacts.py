@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from fv.engine.atomic import atomic_write_text
 from fv.engine.backends.base import BackendError
 from fv.engine.config import RunConfig
 from fv.engine.families import network_specs
@@ -33,6 +34,7 @@ EXPORT_FORMAT = 1
 OPSET = 17
 MANIFEST = "manifest.json"
 KEY_CHARS = 16
+TRT_PRECISIONS = ("fp32", "fp16", "bf16")  # of TensorRT engines; ONNX files are always fp32
 
 
 def default_exports_dir() -> Path:
@@ -91,9 +93,7 @@ def read_manifest(folder: Path) -> dict | None:
 
 
 def write_json_atomic(path: Path, obj: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 def verify_files(folder: Path, manifest: dict) -> str | None:
@@ -167,12 +167,12 @@ def find_trt(onnx: StageDir, precision: str = "fp32") -> StageDir:
     """The verified TensorRT engines built from `onnx` at `precision` on this GPU and TensorRT version."""
     from fv.engine.backends.trt_backend import trt_versions
 
-    if precision not in ("fp32", "fp16"):
-        raise BackendError(f"TensorRT engines are built in fp32 or fp16, not {precision!r}")
+    if precision not in TRT_PRECISIONS:
+        raise BackendError(f"TensorRT engines are built in {', '.join(TRT_PRECISIONS)}, not {precision!r}")
     stage = trt_stage(onnx, precision, trt_versions())
     why = stage.valid()
     if why is not None:
-        flag = " --fp16" if precision == "fp16" else ""
+        flag = "" if precision == "fp32" else f" --precision {precision}"
         raise BackendError(f"no TensorRT {precision} engines for this export, GPU and TensorRT version ({why}); "
                            f"run `fv export CHECKPOINT --trt{flag} --out {onnx.folder.parent}`")
     return stage

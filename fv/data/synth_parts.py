@@ -1,0 +1,280 @@
+"""The synthetic face's parts, drawn from AU intensities in face units (x right, y down, eye line at
+y = EYE_Y) on a supersampled Canvas, with the curve primitives they are made of: the head (hair, neck,
+ears, face outline with the AU26 jaw drop), the upper face (forehead lines, cheeks, eyes, brows: AU1, 2,
+4, 5, 6, 7 and the lid part of AU9) and the lower face (nose, nasolabial folds, mouth: AU9, 12, 15, 16,
+20, 23, 26). fv.data.synth_face frames and composes them (see its docstring for what each AU does).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+
+if TYPE_CHECKING:
+    from fv.data.synth_face import Identity
+
+EYE_Y = -0.10        # eye line, face units
+_SHIFT = 4           # cv2 fixed-point bits: sub-pixel vertices
+_N = 13              # samples per curve
+Color = tuple[float, float, float]
+
+
+def _mix(a, b, t: float) -> tuple[float, ...]:
+    """(1-t)*a + t*b for colours."""
+    return tuple(float(x) * (1 - t) + float(y) * t for x, y in zip(a, b))
+
+
+_U = np.linspace(-1.0, 1.0, _N)      # curve parameter u
+_V = (_U + 1) / 2                       # the same in [0, 1]
+_BUMP = 1 - _U * _U                     # 1 - u^2
+
+
+def _arc(x0: float, x1: float, y_end, y_mid, power: float = 1.0) -> np.ndarray:
+    """[_N, 2] curve from x0 to x1: y(u) = y_end(u) + (y_mid - y_end(u)) * (1 - u^2)^power, u in [-1, 1].
+
+    y_end may be a pair (left, right) interpolated linearly; power 1 is a parabola, 0.5 an ellipse."""
+    yl, yr = (y_end, y_end) if np.isscalar(y_end) else y_end
+    ye = yl + (yr - yl) * _V
+    out = np.empty((_N, 2))
+    out[:, 0] = x0 + (x1 - x0) * _V
+    out[:, 1] = ye + (y_mid - ye) * (_BUMP if power == 1.0 else _BUMP ** power)
+    return out
+
+
+def _stroke(pts: np.ndarray, width) -> np.ndarray:
+    """Closed polygon of a polyline [n, 2] drawn with (per-vertex) width: offsets along the normals."""
+    d = np.empty_like(pts)                                     # central differences along the line
+    d[1:-1] = pts[2:] - pts[:-2]
+    d[0], d[-1] = pts[1] - pts[0], pts[-1] - pts[-2]
+    off = d[:, ::-1] * [-0.5, 0.5] / (np.sqrt((d * d).sum(1)) + 1e-9)[:, None]   # unit normal / 2
+    off *= np.reshape(width, (-1, 1))
+    return np.concatenate([pts + off, (pts - off)[::-1]])
+
+
+def _bezier(p0, p1, p2, n: int) -> np.ndarray:
+    """[n, 2] quadratic Bezier B(t) = (1-t)^2 p0 + 2 (1-t) t p1 + t^2 p2."""
+    t = np.linspace(0.0, 1.0, n)[:, None]
+    return (1 - t) ** 2 * np.asarray(p0) + 2 * (1 - t) * t * np.asarray(p1) + t ** 2 * np.asarray(p2)
+
+
+_CIRCLES: dict[int, np.ndarray] = {}
+
+
+def _ellipse(cx: float, cy: float, ax: float, ay: float, n: int = 20) -> np.ndarray:
+    """[n, 2] polygon of an axis-aligned ellipse."""
+    if n not in _CIRCLES:
+        a = np.linspace(0, 2 * np.pi, n, endpoint=False)
+        _CIRCLES[n] = np.stack([np.cos(a), np.sin(a)], 1)
+    return _CIRCLES[n] * [ax, ay] + [cx, cy]
+
+
+class Canvas:
+    """A supersampled RGB canvas with a face-units -> pixel affine map A (2x3)."""
+
+    def __init__(self, img: np.ndarray, A: np.ndarray):
+        self.img, self.A = img, A
+
+    def px(self, pts: np.ndarray) -> np.ndarray:
+        p = pts @ self.A[:, :2].T + self.A[:, 2]
+        return np.round(p * (1 << _SHIFT)).astype(np.int32)
+
+    def fill(self, pts: np.ndarray, color) -> None:
+        cv2.fillPoly(self.img, [self.px(pts)], tuple(float(c) for c in color), cv2.LINE_8, _SHIFT)
+
+    def line(self, pts: np.ndarray, color, width) -> None:
+        self.fill(_stroke(pts, width), color)
+
+    def faint(self, pts: np.ndarray, base, dark, a: float, width) -> None:
+        """A wrinkle/crease: a stroke whose colour goes from `base` (a=0, invisible) to `dark` (a=1)."""
+        if a > 1e-3:
+            self.line(pts, _mix(base, dark, min(a, 1.0)), width)
+
+
+def draw_head(cv: Canvas, idt: Identity, a: dict[str, float]) -> None:
+    """Hair behind, neck, shoulders, ears, face outline (with the AU26 jaw drop), hair in front."""
+    fw, chin_y, hair = idt.face_width, idt.face_length, idt.hair
+    vol, style = idt.hair_volume, idt.hair_style
+    jaw_drop = 0.16 * a["AU26"] + 0.02 * a["AU16"]
+    # behind the head: hair silhouette (a big ellipse; long hair falls to the shoulders)
+    if style == 3:  # long: falls past the jaw, rounded ends
+        h = fw + 0.12 + vol
+        cv.fill(np.array([[-h, -0.2], [h, -0.2], [h + 0.07, 0.55], [h + 0.02, 0.85], [h - 0.1, 0.95],
+                          [-h + 0.1, 0.95], [-h - 0.02, 0.85], [-h - 0.07, 0.55]]), hair)
+    if style == 6:  # curly: a bumpy silhouette
+        t = np.linspace(0, 2 * np.pi, 40, endpoint=False)
+        r = 1 + 0.05 * np.cos(9 * t)
+        cv.fill(np.stack([np.cos(t) * r * (fw + 0.2 + vol), -0.25 + np.sin(t) * r * (0.65 + vol)], 1), hair)
+    elif style != 7:
+        cv.fill(_ellipse(0, -0.28, fw + 0.06 + vol * 0.6, 0.58 + vol, 28), hair)
+    if style == 5:  # bun on top
+        cv.fill(_ellipse(0, -0.86 - vol, 0.17, 0.13, 16), hair)
+    # neck and shoulders
+    neck = _mix(idt.skin, (0, 0, 0), 0.12)
+    cv.fill(np.array([[-0.22, 0.3], [0.22, 0.3], [0.26, 1.1], [-0.26, 1.1]]) * [fw / 0.55, 1], neck)
+    cv.fill(_ellipse(0, 1.32, 1.05, 0.42, 28), idt.shirt)
+    cv.fill(_ellipse(0, chin_y + 0.12 + jaw_drop * 0.5, 0.2, 0.1, 14), _mix(neck, (0, 0, 0), 0.1))
+    # ears
+    ear = _mix(idt.skin, (0, 0, 0), 0.06)
+    for s in (-1, 1):
+        cv.fill(_ellipse(s * fw * 0.98, EYE_Y + 0.07, 0.065, 0.13, 14), ear)
+    # face: upper half an ellipse, lower half a superellipse (jaw) narrowed at the chin
+    t = np.linspace(np.pi, 2 * np.pi, 18)                      # upper half, y < 0.05
+    top = np.stack([fw * np.cos(t), 0.05 + 0.85 * np.sin(t)], 1)
+    n_exp = 2.0 + 2.0 * idt.jaw
+    t = np.linspace(0, np.pi, 21)
+    c, s = np.cos(t), np.sin(t)
+    lo_y = 0.05 + (chin_y - 0.05) * np.abs(s) ** (2 / n_exp)
+    v = (lo_y - 0.05) / (chin_y - 0.05)
+    lo_x = fw * np.sign(c) * np.abs(c) ** (2 / n_exp) * (1 - idt.chin * v ** 2)
+    lo_y = lo_y + jaw_drop * np.clip((lo_y - 0.15) / (chin_y - 0.15), 0, 1)   # mandible drops
+    cv.fill(np.concatenate([top, np.stack([lo_x, lo_y], 1)]), idt.skin)
+    # hair in front: cover the crown down to a hairline (style-specific)
+    if style in (4, 7):
+        if style == 4:
+            cv.fill(np.concatenate([top[2:-2], _arc(fw * 0.85, -fw * 0.85, -0.45, -0.62)]),
+                    _mix(hair, idt.skin, 0.35))
+        return
+    # outer edge: an ellipse round the crown from one temple (below the eye line) to the other
+    ax, ay = fw + 0.03 + 0.3 * vol, 0.64 + vol
+    al = np.arcsin(min(1.0, 0.12 / ay))
+    t = np.linspace(np.pi - al, 2 * np.pi + al, 24)
+    outer = np.stack([ax * np.cos(t), -0.2 + ay * np.sin(t)], 1)
+    xs = fw * 0.9
+    if style == 1:                                             # straight fringe
+        line = _arc(xs, -xs, -0.30, -0.47, 3.0)
+    elif style == 2:                                           # side part, sweeping down to one side
+        line = _arc(xs, -xs, (-0.28, -0.40), -0.54, 0.6)
+    else:                                                      # classic hairline
+        line = _arc(xs, -xs, -0.30, -0.58, 0.5)
+    side = np.array([[fw + 0.01, EYE_Y + 0.02], [fw - 0.05, EYE_Y - 0.04]])
+    line = np.concatenate([side, line, side[::-1] * [-1, 1]])
+    cv.fill(np.concatenate([outer, line]), hair)
+
+
+def draw_upper_face(cv: Canvas, idt: Identity, a: dict[str, float]) -> None:
+    """Forehead lines, cheeks, eyes, brows (AU1, 2, 4, 5, 6, 7 and the lid part of AU9)."""
+    skin = idt.skin
+    dark = _mix(skin, (30, 15, 10), 0.5)
+    au1, au2, au4, au5, au6, au7, au9 = (a[k] for k in ("AU1", "AU2", "AU4", "AU5", "AU6", "AU7", "AU9"))
+    ex0, ew = idt.eye_sep / 2, idt.eye_size
+    by = EYE_Y - 0.16                                          # brow line
+    # forehead lines: raised brows fold the forehead (AU1 centre, AU2 full width)
+    raise_ = max(au1, au2)
+    if raise_ > 1e-3:
+        half = 0.10 + 0.16 * au2 / (au1 + au2 + 1e-6)
+        for i, dy in enumerate((0.13, 0.19, 0.25)):
+            cv.faint(_arc(-half, half, by - dy + 0.02, by - dy - 0.015 * au1), skin, dark,
+                     0.75 * raise_ - 0.15 * i, 0.012)
+    # cheeks raised by AU6: a rosier, higher cheek
+    if au6 > 1e-3:
+        cheek = _mix(skin, idt.lips, 0.3 * au6)
+        for s in (-1, 1):
+            cv.fill(_ellipse(s * (ex0 + 0.03), EYE_Y + 0.24 - 0.06 * au6, 0.11, 0.065, 16), cheek)
+    for s in (-1, 1):
+        ex = s * ex0
+        h_up = ew * idt.eye_open * (1 + 0.95 * au5) * (1 - 0.25 * au7 - 0.2 * au6 - 0.22 * au4 * (1 - au5))
+        h_lo = ew * 0.32 * (1 - 0.55 * au7 - 0.5 * au6 - 0.3 * au9) + 0.002
+        tilt = (idt.eye_tilt * s, -idt.eye_tilt * s)           # (left, right) corner y: outer one up
+        up = _arc(ex - ew, ex + ew, (EYE_Y + tilt[0], EYE_Y + tilt[1]), EYE_Y - h_up, 0.75)
+        lo = _arc(ex - ew, ex + ew, (EYE_Y + tilt[0], EYE_Y + tilt[1]), EYE_Y + h_lo, 0.9)
+        cv.fill(np.concatenate([up, lo[::-1]]), (238, 236, 230))
+        # iris and pupil clipped to the lids: clamp y between the lid curves at each x
+        r_i = 0.47 * ew
+
+        def clipped(r: float, _up=up, _lo=lo, _ex=ex) -> np.ndarray:
+            e = _ellipse(_ex, EYE_Y + 0.005, r, r, 24)
+            e[:, 0] = np.clip(e[:, 0], _ex - ew, _ex + ew)
+            e[:, 1] = np.clip(e[:, 1], np.interp(e[:, 0], _up[:, 0], _up[:, 1]),
+                              np.interp(e[:, 0], _lo[:, 0], _lo[:, 1]))
+            return e
+        cv.fill(clipped(r_i), idt.iris)
+        cv.fill(clipped(r_i * 0.45), (15, 12, 12))
+        cv.line(up, (35, 25, 25), 0.016)                       # upper lid + lashes
+        cv.faint(lo, skin, dark, 0.5, 0.006)
+        crease_y = EYE_Y - max(ew * idt.eye_open + 0.035, h_up + 0.014)
+        cv.faint(_arc(ex - ew * 0.8, ex + ew * 0.8, crease_y + 0.02, crease_y), skin, dark, 0.35, 0.008)
+        # lower-lid bulge (AU6, AU7) and crow's feet (AU6)
+        cv.faint(_arc(ex - ew * 0.8, ex + ew * 0.8, EYE_Y + h_lo + 0.02, EYE_Y + h_lo + 0.045),
+                 skin, dark, 0.7 * au6 + 0.45 * au7, 0.01)
+        for k in (-1, 0, 1):
+            x0 = ex + s * (ew + 0.025)
+            cv.faint(np.array([[x0, EYE_Y + 0.01 * k], [x0 + s * 0.06, EYE_Y + 0.035 * k]]),
+                     skin, dark, 0.8 * au6, 0.009)
+        # brow: inner, peak, outer keypoints; AU1 lifts inner, AU2 outer, AU4 lowers + pulls inward
+        xi = s * (ex0 - 0.10 - 0.045 * au4)
+        xo = s * (ex0 + 0.16)
+        yi = by + 0.015 - 0.095 * au1 + 0.07 * au4 + 0.02 * au9
+        yp = by - idt.brow_arch - 0.035 * au1 - 0.075 * au2 + 0.04 * au4 + 0.01 * au9
+        yo = by + 0.025 - 0.085 * au2 + 0.015 * au4
+        xp = s * (ex0 + 0.03)
+        brow = _bezier((xi, yi), (xp, 2 * yp - (yi + yo) / 2), (xo, yo), 9)   # passes through the peak
+        cv.line(brow, _mix(idt.hair, (35, 25, 20), 0.45), idt.brow_thick * np.linspace(1.15, 0.55, 9))
+    # glabella: vertical furrows between knitted brows (AU4)
+    for s in (-1, 1):
+        cv.faint(np.array([[s * 0.035, by - 0.01], [s * 0.028, by + 0.07]]), skin, dark, 0.9 * au4, 0.012)
+
+
+def draw_lower_face(cv: Canvas, idt: Identity, a: dict[str, float]) -> None:
+    """Nose (AU9), nasolabial folds and mouth (AU9 lip raise, 12, 15, 16, 20, 23, 26)."""
+    skin = idt.skin
+    dark = _mix(skin, (30, 15, 10), 0.55)
+    au9, au12, au15, au16, au20, au23, au26 = (a[k] for k in
+                                               ("AU9", "AU12", "AU15", "AU16", "AU20", "AU23", "AU26"))
+    ny = EYE_Y + idt.nose_len                                  # nose tip
+    nw = idt.nose_width * (1 + 0.2 * au9)
+    lift = 0.03 * au9                                          # AU9 pulls the wings up
+    # nose: side shadow, wrinkles on the bridge (AU9), wings, nostrils
+    cv.fill(np.array([[0.02, EYE_Y + 0.02], [0.045, EYE_Y + 0.03], [nw * 0.75, ny - 0.03],
+                      [nw * 0.3, ny - 0.02]]), _mix(skin, (0, 0, 0), 0.07))
+    for i, dy in enumerate((0.0, 0.045, 0.09)):
+        cv.faint(_arc(-0.055, 0.055, EYE_Y + dy + 0.01, EYE_Y + dy), skin, dark, 1.1 * au9 - 0.1 * i, 0.011)
+    for s in (-1, 1):
+        cv.faint(np.array([[s * 0.06, EYE_Y + 0.03], [s * 0.1, EYE_Y + 0.1]]), skin, dark, 0.8 * au9, 0.011)
+        cv.line(_arc(s * nw * 0.55, s * (nw + 0.015), (ny + 0.02 - lift, ny - 0.005 - lift), ny - 0.055 - lift),
+                _mix(skin, (0, 0, 0), 0.25), 0.011)
+        cv.fill(_ellipse(s * nw * 0.45, ny + 0.012 - lift, 0.024, 0.012 + 0.004 * au9, 10),
+                _mix(skin, (20, 5, 5), 0.6))
+    cv.faint(_arc(-nw * 0.3, nw * 0.3, ny + 0.012 - lift, ny + 0.03 - lift), skin, dark, 0.35, 0.01)
+    # mouth keypoints: corners (+-w, cy) and the centres up_c, lo_c of the inner lip lines
+    y0 = ny + 0.14
+    w = idt.mouth_width * (1 + 0.18 * au12 + 0.6 * au20 - 0.12 * au23 - 0.15 * au26 * (1 - au20))
+    cy = y0 - 0.095 * au12 + 0.075 * au15 + 0.03 * au20 + 0.015 * au26
+    smile_sag = 0.03 * au12                                    # the middle of a smile stays low: a U
+    up_c = y0 - 0.045 * au9 - 0.012 * au12 - 0.025 * au26 - 0.008 * au20 + smile_sag
+    lo_c = y0 + 0.2 * au26 + 0.05 * au16 + 0.035 * au12 + 0.03 * au20 + 0.01 * au9 + smile_sag
+    gap = lo_c - up_c
+    rnd = max(0.35, 1.0 - 0.5 * au26 - 0.35 * au20)           # open mouth: lens -> oval/box
+    thin = (1 - 0.72 * au23) * (1 - 0.3 * au20) * (1 - 0.2 * au12)
+    t_lo, t_up = idt.lip_thick * thin, 0.7 * idt.lip_thick * thin
+    taper = _BUMP ** 0.6
+    in_up = _arc(-w, w, cy, up_c, rnd)
+    in_lo = _arc(-w, w, cy, lo_c, rnd)
+    out_up, out_lo = in_up.copy(), in_lo.copy()               # lips thin out towards the corners
+    out_up[:, 1] -= t_up * taper
+    out_lo[:, 1] += t_lo * taper
+    # nasolabial folds: from the nose wings to just outside the mouth corners (AU12, AU9, AU6, AU20)
+    fold = min(1.0, idt.folds + 0.6 * au12 + 0.5 * au9 + 0.25 * a["AU6"] + 0.25 * au20)
+    for s in (-1, 1):
+        p0 = np.array([s * (nw + 0.02), ny - 0.035 - lift])
+        p2 = np.array([s * (w + 0.035), cy + 0.035])
+        cv.faint(_bezier(p0, (p0 + p2) / 2 + [s * 0.035, 0.0], p2, 8), skin, dark, fold, 0.013)
+        # AU15: short downward creases at the depressed corners
+        cv.faint(np.array([[s * (w + 0.01), cy + 0.01], [s * (w + 0.03), cy + 0.07]]), skin, dark,
+                 0.6 * au15, 0.011)
+    lips = _mix(idt.lips, skin, 0.4 * au23)
+    cv.fill(np.concatenate([out_up, in_up[::-1]]), lips)
+    cv.fill(np.concatenate([in_lo, out_lo[::-1]]), _mix(lips, (255, 255, 255), 0.1))
+    seam = _mix(lips, (20, 5, 5), 0.55 + 0.2 * au23)
+    cv.line((in_up + in_lo) / 2, seam, 0.012 + 0.006 * au23)
+    if gap > 0.006:                                            # open mouth: cavity and teeth
+        cv.fill(np.concatenate([in_up, in_lo[::-1]]), (70, 22, 28))
+        teeth_up = in_up.copy()
+        teeth_up[:, 1] = np.minimum(in_up[:, 1] + 0.02 + 0.025 * max(au12, au9, au20), in_lo[:, 1])
+        cv.fill(np.concatenate([in_up, teeth_up[::-1]]), (238, 234, 222))
+        low_show = max(au16, au20)
+        if low_show > 0.05:
+            teeth_lo = in_lo.copy()
+            teeth_lo[:, 1] = np.maximum(in_lo[:, 1] - 0.03 * low_show, in_up[:, 1])
+            cv.fill(np.concatenate([teeth_lo, in_lo[::-1]]), (225, 220, 208))
