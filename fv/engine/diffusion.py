@@ -34,7 +34,8 @@ class TimestepSpecError(ValueError):
 
 
 class DiffusionSchedule:
-    """Linear-beta DDPM schedule with per-sample timesteps; epsilon parameterisation.
+    """Linear-beta DDPM schedule with per-sample timesteps. The step functions work on eps; a network that
+    predicts x0 (the "residual-x0" objective) is turned into eps by `eps_from`, here and nowhere else.
 
     Public tables (float32, [L], on `device`): betas, alphas = 1 - betas, alphas_cumprod = abar.
     They are computed in float64 and rounded once. The coefficient math of every method runs on a
