@@ -27,7 +27,8 @@ def user_errors() -> tuple[type[BaseException], ...]:
     for mod, name in (("fv.engine.faces", "FaceError"), ("fv.export.errors", "ExportError"),
                       ("fv.engine.backends", "BackendError"), ("fv.metrics.errors", "MetricsError"),
                       ("fv.engine.requests", "EngineError"), ("fv.engine.render_set", "RenderSetError"),
-                      ("fv.data.video_io", "VideoIOError"), ("fv.data.mug", "SourceDataError")):
+                      ("fv.data.video_io", "VideoIOError"), ("fv.data.mug", "SourceDataError"),
+                      ("fv.photo_video", "RenderModeError")):
         try:
             errs.append(getattr(__import__(mod, fromlist=[name]), name))
         except (ImportError, AttributeError):

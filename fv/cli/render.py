@@ -11,6 +11,9 @@ import typer
 
 from fv.cli import common
 from fv.cli.app import app
+from fv.photo_video import DEFAULT_MODE, modes_help
+
+MODES_HELP = "How the face video is made: " + modes_help()
 
 BACKEND_HELP = "torch | onnxruntime | tensorrt (the last two use `fv export [--trt]`'s files)"
 STEPS_HELP = "Sampling steps (e.g. 50, or a respacing spec like ddim50); default: the checkpoint's."
@@ -57,50 +60,53 @@ def _engine(checkpoint: Optional[Path], setting: Optional[str], backend: str, de
 
 
 def render_photo(face: Path, emotion: str, eng, seed: int, out: Optional[Path], paste: bool, aligned: bool,
-                 fps: float, progress: bool) -> Path:
-    """Detect and align the face, render it, write video.mp4 / video.gif / strip.png (+ paste_*)."""
+                 fps: float, progress: bool, mode: str = "pixels") -> Path:
+    """Detect and align the face, render it at its own resolution (fv.photo_video's modes), write video.mp4 /
+    video.gif / strip.png / input.png / generated.png (the checkpoint's own frames) (+ paste_*)."""
     from fv.data.video_io import write_gif, write_mp4, write_strip
     from fv.engine.labels import CLASSES, parse_emotion
-    emo = parse_emotion(emotion)
-    crop, photo, al = _face(face, eng.image_size, aligned)
+    from fv.photo_video import parse_mode, pasted, render, trained_on_synthetic
+    emo, mode = parse_emotion(emotion), parse_mode(mode)
+    photo = _face(face, eng.image_size, aligned)
+    if mode == "pixels" and not aligned and trained_on_synthetic(eng.config):
+        common.info(f"[fv] warning: {eng.setting} was trained on synthetic faces ({eng.config.data}); --mode pixels "
+                    f"paints its cartoon pixels onto a real photo (--mode transfer moves the photo's own)")
     out = out or Path("renders") / f"{face.stem}_{CLASSES[emo]}"
-    video = eng.render_requests([_request(crop, emo, seed)], progress=progress)[0]   # uint8 [32, S, S, 3]
+    video, generated = render(eng, photo, emo, seed, mode, progress)   # uint8 [32, S, S, 3], [32, s, s, 3]
     files = [write_mp4(out / "video.mp4", video, fps), write_gif(out / "video.gif", video, fps),
-             write_strip(out / "strip.png", video, 10), write_strip(out / "input.png", crop[None], 1)]
+             write_strip(out / "strip.png", video, 10), write_strip(out / "input.png", photo.hires[None], 1),
+             write_strip(out / "generated.png", generated, 10)]
     if paste:
-        from fv.engine.face_aligner import paste_back
-        big = _pasted(photo, al, video, paste_back)
-        files += [write_mp4(out / "paste.mp4", big, fps), write_gif(out / "paste.gif", big, fps),
-                  write_strip(out / "paste_strip.png", big, 10)]
-    common.info(f"[fv] {eng.setting} {CLASSES[emo]} (seed {seed}) -> " + ", ".join(str(f) for f in files))
+        big = pasted(photo, video)
+        small = _fit(big, 720)   # GIF and strip of a large photo at most 720 px high
+        files += [write_mp4(out / "paste.mp4", big, fps), write_gif(out / "paste.gif", small, fps),
+                  write_strip(out / "paste_strip.png", small, 10)]
+    common.info(f"[fv] {eng.setting} {CLASSES[emo]} (seed {seed}, {mode}, face {photo.size} px) -> "
+                + ", ".join(str(f) for f in files))
     return out
 
 
-def _request(crop, emotion: int, seed: int):
-    from fv.engine.requests import RenderRequest
-    return RenderRequest(crop, emotion, seed)
-
-
 def _face(path: Path, size: int, aligned: bool):
-    """(uint8 [size, size, 3] crop, the photo, its AlignedFace or None with --aligned)."""
-    import cv2
-
-    from fv.engine.face_aligner import FaceAligner
-    from fv.engine.faces import MultipleFacesWarning, read_image
-    photo = read_image(path)
-    if aligned:
-        return cv2.resize(photo, (size, size), interpolation=cv2.INTER_AREA), photo, None
+    """fv.photo_video.PhotoFace of the photo; a warning line when it holds several faces."""
+    from fv.engine.faces import MultipleFacesWarning
+    from fv.photo_video import load_face
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", MultipleFacesWarning)
-        crop, al = FaceAligner().face_crop(path, size=size)
+        face = load_face(path, size, aligned)
     for w in caught:
         common.info(f"[fv] {w.message}")
-    return crop, photo, al
+    return face
 
 
-def _pasted(photo, al, video, paste_back):
+def _fit(frames, height: int):
+    """uint8 [T, H, W, 3] scaled down (INTER_AREA) to at most `height` rows; as is when already small."""
+    import cv2
     import numpy as np
-    return np.stack([paste_back(photo, al, frame) for frame in video])
+    h, w = frames.shape[1:3]
+    if h <= height:
+        return frames
+    size = (max(1, round(w * height / h)), height)
+    return np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames])
 
 
 @app.command()
@@ -122,22 +128,27 @@ def render(
     ref_strength: Optional[float] = typer.Option(None, help=REF_STRENGTH_HELP),
     seed: int = typer.Option(0, help="Random seed (the video depends on it alone)."),
     out: Optional[Path] = typer.Option(None, help="Output folder (default: renders/<photo>_<emotion>/)."),
-    paste: bool = typer.Option(False, "--paste", help="Also paste the generated face back into the photo."),
+    paste: bool = typer.Option(False, "--paste", help="Also paste the face video back into the photo, at the "
+                               "photo's own size."),
     aligned: bool = typer.Option(False, "--aligned", help="The photo is already an aligned face crop."),
+    mode: str = typer.Option(DEFAULT_MODE, help=MODES_HELP),
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
     fps: float = typer.Option(8.0, help="Frames per second of the MP4 and GIF."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
-    """Render a 32-frame video (neutral -> emotion -> neutral) of the face in any photo: MP4, GIF, PNG strip."""
+    """Render a 32-frame video (neutral -> emotion -> neutral) of the face in any photo, at the resolution the
+    face has in the photo (an aligned crop of 64-512 px): MP4, GIF, PNG strip."""
     from fv.engine.labels import parse_emotion
-    parse_emotion(emotion)  # an unknown emotion fails before anything is loaded
+    from fv.photo_video import parse_mode
+    parse_emotion(emotion)  # an unknown emotion or mode fails before anything is loaded
+    parse_mode(mode)
     if paste and aligned:
         common.fail(ValueError("--paste needs the face detected in a photo; drop --aligned"))
         raise typer.Exit(2)
     with _engine_errors():
         eng = _engine(checkpoint, setting, backend, device, artifacts, sampler, steps, guidance, eta,
                       frame_noise=frame_noise, ref_strength=ref_strength)
-        render_photo(face, emotion, eng, seed, out, paste, aligned, fps, progress)
+        render_photo(face, emotion, eng, seed, out, paste, aligned, fps, progress, mode)
 
 
 @app.command()

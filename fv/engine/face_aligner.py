@@ -20,8 +20,8 @@ import numpy as np
 
 from fv.engine.faces import (AlignedFace, ClipTrack, FaceError, FaceModelError, MultipleFacesWarning, NoFaceError,
                              apply_affine, as_rgb, clip_eyes, eye_centred_targets, eye_centres, face_targets,
-                             fill_missing, invert_affine, read_image, resize_matrix, similarity_from_eyes,
-                             warp_affine, warp_clip)
+                             fill_missing, invert_affine, native_crop_size, read_image, resize_matrix,
+                             similarity_from_eyes, warp_affine, warp_clip)
 
 PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
 _DETECT_MAX_SIDE = 640   # detection works on the photo scaled to at most this long side ...
@@ -141,9 +141,9 @@ class FaceAligner:
                           stacklevel=3)
         return boxes[0], self.landmarks(rgb, boxes[0]), len(boxes)
 
-    def _aligned(self, rgb, targets, size, name) -> AlignedFace:
+    def _aligned(self, rgb, targets, size, name, found=None) -> AlignedFace:
         rgb = as_rgb(rgb)
-        box, lm, n = self._largest(rgb, name)
+        box, lm, n = found or self._largest(rgb, name)
         m = similarity_from_eyes(eye_centres(lm), targets)
         crop = warp_affine(rgb, m, size, size)
         crop_lm = apply_affine(m, lm)
@@ -168,6 +168,21 @@ class FaceAligner:
         small = aligned.image if size == 256 else cv2.resize(aligned.image, (size, size),
                                                               interpolation=cv2.INTER_AREA)
         return small, aligned
+
+    def face_crops(self, image_or_path, size: int = 64, lo: int = 64,
+                   hi: int = 512) -> tuple[np.ndarray, AlignedFace]:
+        """Photo -> (the generator's uint8 [size, size, 3] input exactly as face_crop makes it, the face-centred
+        AlignedFace at the face's own resolution, native_crop_size in [lo, hi]), from one detection."""
+        if isinstance(image_or_path, (str, Path)):
+            rgb, name = read_image(image_or_path), str(image_or_path)
+        else:
+            rgb, name = as_rgb(image_or_path), "the image"
+        found = self._largest(rgb, name)
+        native = native_crop_size(eye_centres(found[1]), lo, hi)
+        small = self._aligned(rgb, face_targets(256), 256, name, found).image
+        if size != 256:
+            small = cv2.resize(small, (size, size), interpolation=cv2.INTER_AREA)
+        return small, self._aligned(rgb, face_targets(native), native, name, found)
 
     # -- clips ------------------------------------------------------------------------------
     def track(self, frames: np.ndarray, name: str = "the clip") -> ClipTrack:
@@ -213,6 +228,20 @@ def face_mask(aligned: AlignedFace, feather: float = 0.06) -> np.ndarray:
     mask = np.zeros((s, s), dtype=np.float32)
     cv2.ellipse(mask, (int(round((x0 + x1) / 2)), int(round((y0 + y1) / 2))), axes, 0, 0, 360, 1.0, -1)
     return cv2.GaussianBlur(mask, (0, 0), sigmaX=sigma)
+
+
+def mouth_mask(aligned: AlignedFace, grow: float = 0.25, drop: float = 0.45) -> np.ndarray:
+    """float32 [size, size] in {0, 1}: where an opening mouth may show what the photo has not (crop
+    pixels): the hull of the mouth points 48-67 grown by grow inter-ocular distances, and stretched down
+    by drop of them (the jaw drops)."""
+    s, iod = aligned.size, float(np.linalg.norm(aligned.eyes[1] - aligned.eyes[0]))
+    mouth = aligned.landmarks[48:68]
+    pts = np.concatenate([mouth, mouth + [0.0, drop * iod]])
+    mask = np.zeros((s, s), dtype=np.uint8)
+    cv2.fillConvexPoly(mask, np.round(cv2.convexHull(pts.astype(np.float32))[:, 0]).astype(np.int32), 1)
+    r = max(1, int(round(grow * iod)))
+    mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+    return mask.astype(np.float32)
 
 
 def paste_back(photo: np.ndarray, aligned: AlignedFace, crop: np.ndarray) -> np.ndarray:

@@ -139,6 +139,15 @@ def eye_centred_targets(size: int = 224, interocular: float = 55.0) -> np.ndarra
     return np.array([[c - interocular / 2.0, c], [c + interocular / 2.0, c]])
 
 
+def native_crop_size(eyes: np.ndarray, lo: int = 64, hi: int = 512) -> int:
+    """The face-centred crop size at which a face with photo eye centres [2, 2] keeps its own scale
+    (inter-ocular d px -> d / FACE_INTEROCULAR), rounded to an even size and clamped to [lo, hi]."""
+    if lo > hi or lo < 8:
+        raise FaceError(f"crop size bounds must satisfy 8 <= lo <= hi, got [{lo}, {hi}]")
+    d = float(np.linalg.norm(np.asarray(eyes)[1] - np.asarray(eyes)[0]))
+    return int(min(hi, max(lo, 2 * round(d / FACE_INTEROCULAR / 2))))
+
+
 def similarity_from_eyes(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """The 2x3 similarity sending src eyes [2, 2] onto dst eyes [2, 2] (a = (r'-l')/(r-l), b = l' - a l)."""
     zs = src[:, 0] + 1j * src[:, 1]

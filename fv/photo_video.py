@@ -1,0 +1,169 @@
+"""A photo's face video at the face's own resolution, and the ways to make it (`fv render --mode`, issue 13).
+
+The face is aligned to the eye template of the generator's input (fv.engine.faces.face_targets) at the size
+where it keeps its own scale (native_crop_size, 64..512 px); the checkpoint still generates at its own size
+(64 px). The modes differ in whose pixels the video shows:
+
+  transfer       the photo's own pixels, moved. A neutral synthetic stand-in face (the data set the shipped
+                 checkpoints were trained on, so the model works in its own domain) is rendered with the
+                 target emotion; its dense motion (DIS optical flow, frame t -> 0) is mapped onto the photo's
+                 crop through the shared eye template and warps it (fv.engine.motion_transfer). Generated
+                 pixels appear only where the flow cannot explain the frame inside the mouth region (an opened
+                 mouth), colour-matched to the photo and feathered.
+  transfer-self  as transfer, with the motion of the model's own frames of the photo.
+  pixels         the model's own frames of the photo, upscaled: what the thesis' models paint.
+
+benchmarks/photo_modes.py measures the modes on real portraits (identity distance, FER emotion probability);
+DEFAULT_MODE is the one it found better.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:   # numpy, OpenCV and the engine load on first use: `fv --help` stays quick
+    import numpy as np
+
+    from fv.engine.faces import AlignedFace
+
+MODES = {
+    "transfer": "the photo's own pixels, moved by the motion the model gives a synthetic stand-in face",
+    "transfer-self": "the photo's own pixels, moved by the motion of the model's frames of the photo",
+    "pixels": "the model's own 64 px frames of the photo, upscaled (synthetic-trained models paint "
+              "cartoon teeth and blotches on real faces)",
+}
+DEFAULT_MODE = "transfer"
+STANDIN = (0, 0)          # fv.data.synth.synthetic_identity(seed, index) of the stand-in face
+
+
+class RenderModeError(ValueError):
+    """An unknown --mode."""
+
+
+def parse_mode(text: str) -> str:
+    key = text.strip().lower()
+    if key not in MODES:
+        raise RenderModeError(f"unknown mode {text!r}; choose one of: {', '.join(MODES)}")
+    return key
+
+
+def modes_help() -> str:
+    return "; ".join(f"{k}: {v}" for k, v in MODES.items()) + f". Default: {DEFAULT_MODE}."
+
+
+@dataclass(frozen=True)
+class PhotoFace:
+    crop: np.ndarray                 # uint8 [s, s, 3] the generator's input (s = the checkpoint's size)
+    hires: np.ndarray                # uint8 [S, S, 3] the same face at its own resolution, S in [64, 512]
+    photo: np.ndarray                # uint8 [H, W, 3]
+    aligned: AlignedFace | None      # the S-pixel alignment (None: the photo was an aligned crop)
+
+    @property
+    def size(self) -> int:
+        return int(self.hires.shape[0])
+
+
+def load_face(path: str | Path, model_size: int, aligned: bool = False, lo: int = 64, hi: int = 512) -> PhotoFace:
+    """Detect and align the photo's largest face (or take an aligned crop as it is, resized to [lo, hi])."""
+    from fv.engine.face_aligner import FaceAligner
+    from fv.engine.faces import read_image
+    photo = read_image(path)
+    if aligned:
+        size = int(min(hi, max(lo, 2 * round(min(photo.shape[:2]) / 2))))
+        hires = _resize(photo, size)
+        return PhotoFace(_resize(photo, model_size), hires, photo, None)
+    crop, al = FaceAligner().face_crops(path, model_size, lo, hi)
+    return PhotoFace(crop, al.image, photo, al)
+
+
+def _resize(img: np.ndarray, size: int) -> np.ndarray:
+    import cv2
+    interp = cv2.INTER_AREA if min(img.shape[:2]) > size else cv2.INTER_CUBIC
+    return cv2.resize(img, (size, size), interpolation=interp)
+
+
+# ----------------------------------------------------------------------------- the stand-in
+
+def standin(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(uint8 [size, size, 3] the neutral synthetic stand-in face, float [2, 3] its pixels -> the eye
+    template's pixels at the same size). The renderer draws face units u on a canvas ss x larger as
+    c = (size ss / 2)(scale u + 1 + offset) and shrinks it with INTER_AREA: p = (c + 0.5) / ss - 0.5;
+    its eye centres are u = (-+eye_sep / 2, EYE_Y)."""
+    import numpy as np
+
+    from fv.engine.faces import face_targets, similarity_from_eyes
+    from fv.data.synth import synthetic_identity
+    from fv.data.synth_face import AUS, render_frame
+    from fv.data.synth_parts import EYE_Y
+    idt = synthetic_identity(*STANDIN)
+    ss = 4 if size <= 128 else 2
+    u = np.array([[-idt.eye_sep / 2, EYE_Y], [idt.eye_sep / 2, EYE_Y]])
+    eyes = size / 2 * (idt.scale * u + 1 + np.asarray(idt.offset)) + 0.5 / ss - 0.5
+    return render_frame(idt, np.zeros(len(AUS)), size), similarity_from_eyes(eyes, face_targets(size))
+
+
+def template_mouth(size: int) -> np.ndarray:
+    """float32 [size, size]: the mouth region of the face-centred template (for crops without landmarks)."""
+    import cv2
+    import numpy as np
+    mask = np.zeros((size, size), np.float32)
+    cv2.ellipse(mask, (round(0.5 * size), round(0.74 * size)), (round(0.19 * size), round(0.14 * size)),
+                0, 0, 360, 1.0, -1)
+    return mask
+
+
+# ----------------------------------------------------------------------------- rendering
+
+def model_input(face: PhotoFace, mode: str) -> np.ndarray:
+    """The crop the checkpoint renders for this mode: the photo's, or the stand-in's."""
+    return standin(face.crop.shape[0])[0] if parse_mode(mode) == "transfer" else face.crop
+
+
+def face_video(face: PhotoFace, mode: str, generated: np.ndarray) -> np.ndarray:
+    """uint8 [T, S, S, 3] from the checkpoint's video uint8 [T, s, s, 3] of model_input(face, mode)."""
+    from fv.engine.motion_transfer import resize_video, transfer_video
+    mode = parse_mode(mode)
+    if mode == "pixels":
+        return resize_video(generated, face.size)
+    allow = template_mouth(face.size) if face.aligned is None else _mouth(face.aligned)
+    matrix = standin(generated.shape[1])[1] if mode == "transfer" else None
+    return transfer_video(face.hires, generated, matrix, allow=allow)
+
+
+def _mouth(aligned: AlignedFace) -> np.ndarray:
+    from fv.engine.face_aligner import mouth_mask
+    return mouth_mask(aligned)
+
+
+def render(eng, face: PhotoFace, emotion: int, seed: int, mode: str = DEFAULT_MODE,
+           progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(uint8 [32, S, S, 3] the face video, uint8 [32, s, s, 3] what the checkpoint generated for it)."""
+    from fv.engine.requests import RenderRequest
+    generated = eng.render_requests([RenderRequest(model_input(face, mode), emotion, seed)], progress=progress)[0]
+    return face_video(face, mode, generated), generated
+
+
+def pasted(face: PhotoFace, video: np.ndarray) -> np.ndarray:
+    """uint8 [T, H, W, 3]: each frame of the S-pixel face video pasted back into the photo at its own size."""
+    import numpy as np
+
+    from fv.engine.face_aligner import paste_back
+    return np.stack([paste_back(face.photo, face.aligned, frame) for frame in video])
+
+
+# ----------------------------------------------------------------------------- what a checkpoint learned from
+
+def trained_on_synthetic(config) -> bool:
+    """Whether a RunConfig's training data (RunConfig.data) is a synthetic set: its meta.json's name or
+    source says "synthetic", or, where the folder is not on this machine, its name starts with "synth"."""
+    if not config.data:
+        return False
+    root = Path(config.data)
+    try:
+        meta = json.loads((root / "meta.json").read_text())
+        return "synthetic" in (str(meta.get("name", "")), str(meta.get("source", "")))
+    except (OSError, ValueError):
+        return root.name.lower().startswith("synth")
