@@ -22,6 +22,7 @@ from fv.data.layout import load_split, write_meta, write_split
 from fv.data.video_io import read_video, uniform_indices
 from fv.engine.engine import Engine
 from fv.engine.face_aligner import FaceAligner
+from fv.engine.motion_transfer import resize_video
 from fv.engine.labels import EMOTIONS
 from fv.engine.requests import RenderRequest
 from fv.engine.render_set import COLUMNS, RenderSetError, frame_digest, load_videos, read_index, render_set
@@ -83,24 +84,64 @@ def assert_one_clear_line(code, out, needle):
 def test_render_a_real_photo_writes_mp4_gif_strip_and_paste(ckpts, photo, tmp_path, monkeypatch, capsys):
     out = tmp_path / "r"
     code, log = fv_main(monkeypatch, capsys, "render", photo, "--emotion", "happy", "--checkpoint",
-                        ckpts["baseline"], "--seed", 3, "--out", out, "--paste", "--device", "cpu", "--no-progress")
+                        ckpts["baseline"], "--seed", 3, "--out", out, "--paste", "--mode", "pixels", "--device", "cpu",
+                        "--no-progress")
     assert code == 0, log
+    small, al = FaceAligner().face_crops(photo, 64)
+    s = al.size                                                    # the face's own size in the photo
+    assert 300 < s < 400
     mp4 = read_video(out / "video.mp4")
-    assert mp4.shape == (32, 64, 64, 3)
+    assert mp4.shape == (32, s, s, 3)
     with Image.open(out / "video.gif") as g:
-        assert g.n_frames == 32 and g.size == (64, 64)
-    strip = np.asarray(Image.open(out / "strip.png"))
-    assert strip.shape == (64, 640, 3)
-    # the strip holds frames uniform_indices(32, 10) of exactly what the engine renders for the aligned crop
-    crop, _ = FaceAligner().face_crop(photo, size=64)
-    video = Engine(ckpts["baseline"]).render_requests([RenderRequest(crop, "happiness", 3)])[0]
-    np.testing.assert_array_equal(strip, np.concatenate(list(video[uniform_indices(32, 10)]), axis=1))
-    np.testing.assert_array_equal(np.asarray(Image.open(out / "input.png")), crop)
+        assert g.n_frames == 32 and g.size == (s, s)
+    # generated.png holds frames uniform_indices(32, 10) of exactly what the engine renders for the 64 px crop;
+    # strip.png the same frames upscaled to the face's size (mode pixels)
+    video = Engine(ckpts["baseline"]).render_requests([RenderRequest(small, "happiness", 3)])[0]
+    picks = uniform_indices(32, 10)
+    np.testing.assert_array_equal(np.asarray(Image.open(out / "generated.png")), np.concatenate(list(video[picks]), 1))
+    big = resize_video(video, s)
+    np.testing.assert_array_equal(np.asarray(Image.open(out / "strip.png")), np.concatenate(list(big[picks]), 1))
+    np.testing.assert_array_equal(np.asarray(Image.open(out / "input.png")), al.image)
     # H.264 (4:2:0) is lossy on the noisy frames of an untrained model; its frames keep their mean colour
-    np.testing.assert_allclose(mp4.mean(axis=(1, 2)), video.mean(axis=(1, 2)), atol=3)
+    np.testing.assert_allclose(mp4.mean(axis=(1, 2)), big.mean(axis=(1, 2)), atol=3)
     pasted = read_video(out / "paste.mp4")
     assert pasted.shape == (32, 360, 640, 3)
     assert not list(out.glob(".*"))  # atomic writes left no temporary files
+
+
+def test_face_video_follows_the_face_size_and_paste_keeps_the_photo_size(ckpts, photo, tmp_path, monkeypatch,
+                                                                          capsys):
+    """The same photo at half size gives a face video of half the size; the transfer mode moves the photo's own
+    pixels (frame 0 is the input crop itself) and the paste has the photo's width x height."""
+    half = tmp_path / "half.png"
+    Image.open(photo).resize((320, 180), Image.LANCZOS).save(half)
+    sizes = {}
+    for name, p in (("full", photo), ("half", half)):
+        out = tmp_path / name
+        code, log = fv_main(monkeypatch, capsys, "render", p, "-e", "surprise", "--checkpoint", ckpts["baseline"],
+                            "--out", out, "--paste", "--device", "cpu", "--no-progress")
+        assert code == 0 and "warning" not in log, log
+        sizes[name] = read_video(out / "video.mp4").shape[1]
+        crop = np.asarray(Image.open(out / "input.png"))
+        assert crop.shape == (sizes[name], sizes[name], 3)
+        first = np.asarray(Image.open(out / "strip.png"))[:, :sizes[name]]
+        np.testing.assert_array_equal(first, crop)                 # zero motion at frame 0: the crop exactly
+        h, w = Image.open(p).size[::-1]
+        assert read_video(out / "paste.mp4").shape == (32, h, w, 3)
+        assert np.asarray(Image.open(out / "generated.png")).shape == (64, 640, 3)
+    assert abs(sizes["half"] - sizes["full"] / 2) <= 4, sizes
+
+
+def test_pixels_mode_of_a_synthetic_checkpoint_warns_once(photo, tmp_path, monkeypatch, capsys):
+    from fv.cli.common import ASSETS
+    shipped = ASSETS / "baseline.safetensors"                        # trained on fv's synthetic set
+    code, log = fv_main(monkeypatch, capsys, "render", photo, "-e", "sad", "--checkpoint", shipped, "--out",
+                        tmp_path / "p", "--mode", "pixels", "--device", "cpu", "--no-progress")
+    assert code == 0, log
+    warn = [ln for ln in log.splitlines() if "warning" in ln]
+    assert len(warn) == 1 and "synthetic" in warn[0] and "--mode transfer" in warn[0], log
+    code, log = fv_main(monkeypatch, capsys, "render", "--help")
+    assert code == 0 and all(m in log for m in ("transfer:", "transfer-self:", "pixels:", "--mode")), log
 
 
 def test_sample_diffusion_checkpoint_with_an_aligned_crop(ckpts, tmp_path, monkeypatch, capsys):
@@ -129,7 +170,8 @@ def test_bad_input_is_one_clear_line(ckpts, photo, tmp_path, monkeypatch, capsys
              (("render", photo, "-e", "happy", "--checkpoint", tmp_path / "missing.safetensors"), "does not exist"),
              (("sample", ckpts["onlyDM"], "--face", photo, "-e", "happy", "--sampler", "euler"), "unknown sampler"),
              (("sample", ckpts["onlyDM"], "--face", photo, "-e", "happy", "--steps", "2000"), "bad --steps"),
-             (("render", photo, "-e", "happy", "--checkpoint", ck, "--paste", "--aligned"), "--paste")]
+             (("render", photo, "-e", "happy", "--checkpoint", ck, "--paste", "--aligned"), "--paste"),
+             (("render", photo, "-e", "happy", "--checkpoint", ck, "--mode", "warp"), "unknown mode 'warp'")]
     for args, needle in cases:
         assert_one_clear_line(*fv_main(monkeypatch, capsys, *args, "--no-progress"), needle)
     assert not (tmp_path / "renders").exists()

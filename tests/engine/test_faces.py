@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fv.engine.face_aligner import FaceAligner, paste_back
-from fv.engine.faces import (FaceModelError, ImageReadError, MultipleFacesWarning, NoFaceError, apply_affine,
-                             expression_distance, eye_centred_targets, eye_centres, face_targets, fill_missing,
-                             read_image, resize_matrix, similarity_from_eyes, warp_affine)
+from fv.engine.face_aligner import FaceAligner, mouth_mask, paste_back
+from fv.engine.faces import (FaceError, FaceModelError, ImageReadError, MultipleFacesWarning, NoFaceError,
+                             apply_affine, expression_distance, eye_centred_targets, eye_centres, face_targets,
+                             fill_missing, native_crop_size, read_image, resize_matrix, similarity_from_eyes, warp_affine)
 
 FRAMES = (0, 300, 430, 440, 450, 460)
 # The documented layouts, written out: 256 face-centred crop, eye line y = 0.40 * 256, inter-ocular
@@ -260,6 +260,32 @@ def test_paste_back_round_trip(aligner, frames):
     width = face[:, 0].max() - face[:, 0].min()
     assert abs(cx - face[:17, 0].mean()) < 0.1 * width   # the pasted ellipse sits on the face
     assert fy0 - 0.5 * width < cy < fy1
+
+
+def test_native_crop_size_keeps_the_face_scale_and_clamps():
+    eyes = np.array([[100.0, 50.0], [184.0, 50.0]])          # 84 px apart: 84 / 0.28 = 300 px
+    assert native_crop_size(eyes) == 300
+    assert native_crop_size(eyes * [1.01, 1]) == 2 * round(84.84 / 0.28 / 2)   # 303 -> an even 302 or 304
+    assert native_crop_size(eyes / 10) == 64 and native_crop_size(eyes * 3) == 512
+    assert native_crop_size(eyes, 32, 128) == 128
+    with pytest.raises(FaceError, match="bounds"):
+        native_crop_size(eyes, 600, 512)
+
+
+def test_face_crops_small_input_unchanged_and_a_native_size_crop(aligner, frames, tmp_path):
+    rgb = frames[0]
+    small, al = aligner.face_crops(rgb, 64)
+    np.testing.assert_array_equal(small, aligner.face_crop(rgb, 64)[0])   # the generator's input as before
+    d = np.linalg.norm(np.subtract(*eye_centres(al.photo_landmarks)))
+    assert al.size == native_crop_size(eye_centres(al.photo_landmarks)) and abs(al.size - d / 0.28) <= 1
+    np.testing.assert_allclose(al.eyes, face_targets(al.size), atol=1e-6)   # the same eye template, larger
+    half, al2 = aligner.face_crops(cv2.resize(rgb, (320, 180), interpolation=cv2.INTER_AREA), 64)
+    assert abs(al2.size - al.size / 2) <= 4                  # half the photo, half the face, half the crop
+    m = mouth_mask(al)
+    mouth = al.landmarks[48:68].round().astype(int)
+    assert m[mouth[:, 1], mouth[:, 0]].all()                 # covers every mouth point ...
+    eyes = al.eyes.round().astype(int)
+    assert not m[eyes[:, 1], eyes[:, 0]].any() and m.mean() < 0.2   # ... and not the eyes
 
 
 # ----------------------------------------------------------------------------- clips
