@@ -15,7 +15,9 @@ Coordinates are OpenCV's: pixel centres at integers, flow [H, W, 2] = (dx, dy) i
   * Colour match (Reinhard et al. 2001, per channel, per connected region): the generated pixels inside a
     region get the mean and standard deviation the photo has in a ring around it,
         x' = (x - mu_gen) sd_photo / sd_gen + mu_photo,
-    and are blended in with the Gaussian-feathered mask: out = W (1 - m) + x' m.
+    and are blended in with the Gaussian-feathered mask: out = W (1 - m) + x' m. By default a fill only
+    darkens and keeps the photo's colours: x'' = W min(1, Y(x') / Y(W)), Y = BT.601 luma (a revealed mouth
+    interior is in shadow; no generated hue or bright teeth bar reaches the photo).
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ import cv2
 import numpy as np
 
 from fv.engine.faces import FaceError, resize_matrix, warp_affine
+
+
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)   # ITU-R BT.601 luma weights
 
 
 class MotionTransferError(FaceError):
@@ -41,6 +46,8 @@ class TransferOptions:
     feather: float = 0.015       # mask edge: Gaussian sigma as a fraction of the crop size
     ring: float = 0.03           # colour-match ring width as a fraction of the crop size
     min_region: float = 0.0005   # regions smaller than this fraction of the crop are not filled
+    darken_only: bool = True     # a fill may darken the warped crop, never brighten it (an opened mouth is in
+                                 # shadow; a model's bright teeth bar must not paint over the photo)
 
 
 # ----------------------------------------------------------------------------- flow
@@ -131,6 +138,10 @@ def fill_occluded(warped: np.ndarray, generated: np.ndarray, mask: np.ndarray,
     if not keep.any():
         return warped
     matched = colour_match(generated, warped, keep.astype(np.float32), max(1, round(opts.ring * s)))
+    if opts.darken_only:   # the warped photo's own colours, darkened by the fill's luma ratio (at most 1)
+        w = warped.astype(np.float32)
+        ratio = (matched @ LUMA) / np.maximum(w @ LUMA, 1.0)
+        matched = w * np.clip(ratio, 0, 1)[..., None]
     m = feather(keep.astype(np.float32), opts.feather * s)[..., None]
     out = warped.astype(np.float32) * (1 - m) + matched * m
     return np.clip(np.round(out), 0, 255).astype(np.uint8)

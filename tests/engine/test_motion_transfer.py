@@ -106,6 +106,12 @@ def test_fill_occluded_leaves_unmasked_pixels_and_fills_the_region():
     out = fill_occluded(warped, gen, mask, TransferOptions(feather=0.01))
     np.testing.assert_array_equal(out[:15], warped[:15])
     assert not np.array_equal(out[40:50, 40:50], warped[40:50, 40:50])
+    assert (out.astype(int) <= warped).all()                     # a fill only darkens ...
+    white = np.full_like(warped, 255)
+    white[28:62, 28:62] = np.full(3, 255) - warped[28:62, 28:62]   # a bright bar where the photo is dark
+    assert (fill_occluded(warped, white, mask).astype(int) <= warped).all()
+    bright = fill_occluded(warped, white, mask, TransferOptions(darken_only=False))
+    assert (bright.astype(int) > warped).any()                   # ... unless asked to brighten too
 
 
 def test_transfer_moves_the_crop_by_the_upscaled_motion():
