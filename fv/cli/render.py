@@ -168,7 +168,7 @@ def sample(
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
-    """Sample one video from CHECKPOINT with PyTorch: MP4, GIF and PNG strip (fv render with backend torch)."""
+    """Sample one video from CHECKPOINT with PyTorch: MP4, GIF and PNG strip (fv render --mode pixels, torch)."""
     from fv.engine.labels import parse_emotion
     parse_emotion(emotion)
     with _engine_errors():

@@ -152,8 +152,9 @@ def test_sample_diffusion_checkpoint_with_an_aligned_crop(ckpts, tmp_path, monke
                         "--aligned", "--steps", 2, "--sampler", "ddpm", "--out", out, "--device", "cpu",
                         "--no-progress")
     assert code == 0, log
-    assert read_video(out / "video.mp4").shape[:2] == (32, 16)   # the tiny U-Net's 16x16 frames
-    assert np.asarray(Image.open(out / "strip.png")).shape == (16, 160, 3)
+    assert np.asarray(Image.open(out / "generated.png")).shape == (16, 160, 3)   # the tiny U-Net's 16x16 frames
+    assert read_video(out / "video.mp4").shape[:2] == (32, 64)   # at the aligned crop's own 64 px (mode pixels)
+    assert np.asarray(Image.open(out / "strip.png")).shape == (64, 640, 3)
 
 
 def test_bad_input_is_one_clear_line(ckpts, photo, tmp_path, monkeypatch, capsys):
