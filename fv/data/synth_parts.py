@@ -196,7 +196,9 @@ def draw_upper_face(cv: Canvas, idt: Identity, a: dict[str, float], g: dict[str,
         h_up = ew * idt.eye_open * (1 + 0.95 * g5) * (1 - 0.25 * g7 - 0.2 * g6 - 0.22 * g4 * (1 - g5))
         h_lo = ew * 0.32 * (1 - 0.55 * g7 - 0.5 * g6 - 0.3 * g9) + 0.002
         if not texture_only:
-            _draw_eye(cv, idt, s, h_up, h_lo, skin, dark)
+            _draw_eye(cv, idt, s, *_lids(idt, s, h_up, h_lo), skin, dark)
+            crease_y = EYE_Y - max(ew * idt.eye_open + 0.035, h_up + 0.014)
+            cv.faint(_arc(ex - ew * 0.8, ex + ew * 0.8, crease_y + 0.02, crease_y), skin, dark, 0.35, 0.008)
         # lower-lid bulge (AU6, AU7) and crow's feet (AU6)
         cv.faint(_arc(ex - ew * 0.8, ex + ew * 0.8, EYE_Y + h_lo + 0.02, EYE_Y + h_lo + 0.045),
                  skin, dark, 0.7 * au6 + 0.45 * au7, 0.01)
@@ -220,12 +222,10 @@ def draw_upper_face(cv: Canvas, idt: Identity, a: dict[str, float], g: dict[str,
         cv.faint(np.array([[s * 0.035, by - 0.01], [s * 0.028, by + 0.07]]), skin, dark, 0.9 * au4, 0.012)
 
 
-def _draw_eye(cv: Canvas, idt: Identity, s: int, h_up: float, h_lo: float, skin, dark) -> None:
-    """One eye (s = -1 image-left, +1 image-right): white, iris and pupil clipped to the lids, lid line, crease."""
+def _draw_eye(cv: Canvas, idt: Identity, s: int, up: np.ndarray, lo: np.ndarray, skin, dark) -> None:
+    """One eye (s = -1 image-left, +1 image-right) between its lid curves up, lo [_N, 2]: white, iris and
+    pupil clipped to the lids, lid line."""
     ex, ew = s * idt.eye_sep / 2, idt.eye_size
-    tilt = (idt.eye_tilt * s, -idt.eye_tilt * s)               # (left, right) corner y: outer one up
-    up = _arc(ex - ew, ex + ew, (EYE_Y + tilt[0], EYE_Y + tilt[1]), EYE_Y - h_up, 0.75)
-    lo = _arc(ex - ew, ex + ew, (EYE_Y + tilt[0], EYE_Y + tilt[1]), EYE_Y + h_lo, 0.9)
     cv.fill(np.concatenate([up, lo[::-1]]), (238, 236, 230))
     r_i = 0.47 * ew
 
@@ -238,8 +238,42 @@ def _draw_eye(cv: Canvas, idt: Identity, s: int, h_up: float, h_lo: float, skin,
     cv.fill(clipped(r_i * 0.45), (15, 12, 12))
     cv.line(up, (35, 25, 25), 0.016)                           # upper lid + lashes
     cv.faint(lo, skin, dark, 0.5, 0.006)
-    crease_y = EYE_Y - max(ew * idt.eye_open + 0.035, h_up + 0.014)
-    cv.faint(_arc(ex - ew * 0.8, ex + ew * 0.8, crease_y + 0.02, crease_y), skin, dark, 0.35, 0.008)
+
+
+def draw_moved_eyes(cv: Canvas, idt: Identity, deform) -> None:
+    """Both eyes redrawn between their lids as `deform` (rest face units -> moved) moves them: the lids
+    slide over the eyeball (more or less white shows) instead of stretching the iris. cv: no deformation."""
+    skin = idt.skin
+    dark = _mix(skin, (30, 15, 10), 0.5)
+    for s in (-1, 1):
+        up, lo = _lids(idt, s, *rest_lids(idt))
+        _draw_eye(cv, idt, s, deform(up), deform(lo), skin, dark)
+
+
+def _lids(idt: Identity, s: int, h_up: float, h_lo: float) -> tuple[np.ndarray, np.ndarray]:
+    """Upper and lower lid curves [_N, 2] of one eye (s = -1 image-left, +1 image-right)."""
+    ex, ew = s * idt.eye_sep / 2, idt.eye_size
+    tilt = (idt.eye_tilt * s, -idt.eye_tilt * s)               # (left, right) corner y: outer one up
+    up = _arc(ex - ew, ex + ew, (EYE_Y + tilt[0], EYE_Y + tilt[1]), EYE_Y - h_up, 0.75)
+    lo = _arc(ex - ew, ex + ew, (EYE_Y + tilt[0], EYE_Y + tilt[1]), EYE_Y + h_lo, 0.9)
+    return up, lo
+
+
+def rest_lids(idt: Identity) -> tuple[float, float]:
+    """Heights (upper, lower) of the lids above / below the eye line at rest, face units."""
+    return idt.eye_size * idt.eye_open, idt.eye_size * 0.32 + 0.002
+
+
+def eye_landmark_centres(idt: Identity) -> np.ndarray:
+    """[2, 2] eye centres (image-left first) at rest as dlib's 68-point model defines them: the mean of the
+    two corners and the lid points a third of the way in from each (u = +-1/3 on the lid curves)."""
+    h_up, h_lo = rest_lids(idt)
+    out = []
+    for s in (-1, 1):
+        up, lo = _lids(idt, s, h_up, h_lo)
+        k = (_N - 1) // 3                                      # index of u = -1/3 (u = -1 + 2k/(_N-1))
+        out.append(np.concatenate([up[[0, k, _N - 1 - k, _N - 1]], lo[[k, _N - 1 - k]]]).mean(0))
+    return np.array(out)
 
 
 def mouth_rest(idt: Identity) -> tuple[float, float]:
