@@ -9,9 +9,9 @@ test split:
   framing    dlib eye centres (68-point model, FaceAligner) on frame 0 of each test identity, upscaled
              64 -> 256 (cubic), against the same measure on the portraits aligned by FaceAligner.face_crop
              to 64 px; px at 256.
-  motion     apex landmark displacement: mean over the 68 points of |landmarks(t) - landmarks(0)| over the
-             inter-ocular distance of frame 0, for t = 10, 12, ..., 20 (apex), dlib on frames upscaled to 256;
-             mean over test clips per emotion.
+  motion     apex landmark displacement in inter-ocular distances, dlib on frames upscaled to 256, t = 10,
+             12, ..., 20 against frame 0, mean over test clips per emotion: the mean over the 68 points, and
+             fv's expression_distance (pose removed); see apex_displacement.
   warp       every portrait (face_crop, 64 px) pulled through every test clip's backward flow to frame 0
              (version 2: its ground truth flow64; version 1 has none: Farneback flow estimated from its
              frames); the FER classifier's (fv.metrics.emotion, "wtf") probability of the clip's emotion on
@@ -32,7 +32,7 @@ import numpy as np
 from fv.data.layout import load_split
 from fv.data.synth import make_synthetic
 from fv.engine.face_aligner import FaceAligner
-from fv.engine.faces import eye_centres, face_targets, read_image
+from fv.engine.faces import expression_distance, eye_centres, face_targets, read_image
 from fv.engine.labels import CLASSES, EMOTIONS
 
 APEX = slice(10, 22)
@@ -66,17 +66,22 @@ def framing(aligner: FaceAligner, split, portraits: list[np.ndarray]) -> dict:
 
 
 def apex_displacement(aligner: FaceAligner, split) -> dict:
-    per: dict[str, list[float]] = {e: [] for e in EMOTIONS}
+    """Per emotion: "mean68" mean over the 68 points of |landmarks(t) - landmarks(0)| / IOD(0) (head motion
+    included) and "expression" fv.engine.faces.expression_distance (RMS of points 17-67 after each set's
+    eyes are put at (0, 0), (1, 0): pose removed); t = 10, 12, ..., 20, mean over the test clips."""
+    per: dict[str, dict[str, list[float]]] = {e: {"mean68": [], "expression": []} for e in EMOTIONS}
     for i, row in enumerate(split.rows):
         lm0 = landmarks(aligner, split.clips64[i, 0])
         if lm0 is None:
             continue
         iod = np.linalg.norm(np.subtract(*eye_centres(lm0)))
-        d = [np.linalg.norm(lm - lm0, axis=1).mean() / iod
-             for lm in (landmarks(aligner, split.clips64[i, t]) for t in range(10, 22, 2)) if lm is not None]
-        if d:
-            per[row["emotion"]].append(float(np.mean(d)))
-    return {e: float(np.mean(v)) if v else None for e, v in per.items()}
+        apex = [lm for lm in (landmarks(aligner, split.clips64[i, t]) for t in range(10, 22, 2)) if lm is not None]
+        if apex:
+            per[row["emotion"]]["mean68"].append(float(np.mean([np.linalg.norm(lm - lm0, axis=1).mean() / iod
+                                                                for lm in apex])))
+            per[row["emotion"]]["expression"].append(float(np.mean([expression_distance(lm0, lm) for lm in apex])))
+    return {k: {e: float(np.mean(per[e][k])) if per[e][k] else None for e in EMOTIONS}
+            for k in ("mean68", "expression")}
 
 
 def farneback_to_frame0(clip: np.ndarray) -> np.ndarray:
@@ -176,18 +181,20 @@ def main() -> None:
     print(f"\nwrote {a.out / 'synth_motion.json'} and PNG strips in {a.out}")
 
 
+def _row(name: str, vals: list) -> None:
+    mean = np.mean([x for x in vals if x is not None])
+    print(f"| {name} | {mean:.3f} | " + " | ".join("-" if x is None else f"{x:.3f}" for x in vals) + " |")
+
+
 def _print(out: dict) -> None:
     cols = ("all",) + EMOTIONS
-    print("\n" + "| measure | " + " | ".join(cols) + " |\n|---" * (len(cols) + 1) + "|")
-    for k, t in out.get("apex_displacement_iod", {}).items():
-        vals = [t.get(e) for e in EMOTIONS]
-        mean = np.mean([x for x in vals if x is not None])
-        print(f"| apex displacement (IOD) {k} | {mean:.3f} | " + " | ".join(f"{x:.3f}" for x in vals) + " |")
+    print("\n| measure | " + " | ".join(cols) + " |\n" + "|---" * (len(cols) + 1) + "|")
+    for k, both in out.get("apex_displacement_iod", {}).items():
+        for measure, t in both.items():
+            _row(f"apex displacement {measure} (IOD) {k}", [t.get(e) for e in EMOTIONS])
     for k, t in out.get("warp_fer", {}).items():
         for q in ("frame0", "apex", "rise"):
-            vals = [t[e][q] for e in EMOTIONS]
-            print(f"| warped portraits P(target) {q} {k} | {np.mean(vals):.3f} | " + " | ".join(f"{x:.3f}" for x in vals)
-                  + " |")
+            _row(f"warped portraits P(target) {q} {k}", [t[e][q] for e in EMOTIONS])
     for k, t in out.get("aea", {}).items():
         print(f"| AEA real test videos {k} | " + " | ".join(f"{t.get(c, float('nan')):.2f}" for c in cols) + " |")
 

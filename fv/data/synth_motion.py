@@ -164,7 +164,12 @@ def inverse(idt: Identity, aus: dict[str, float], u: np.ndarray, iters: int = 40
     (the iteration p <- u - D(p) did not settle: the parted lips)."""
     u = np.asarray(u, dtype=np.float64).reshape(-1, 2)
     p = u.copy()
-    for _ in range(iters):
-        p = u - displacement(idt, aus, p)
+    todo = np.arange(len(u))
+    for _ in range(iters):                                     # points that have settled stop
+        step = u[todo] - displacement(idt, aus, p[todo]) - p[todo]
+        p[todo] += step
+        todo = todo[np.abs(step).max(1) >= 0.01 * tol]
+        if not len(todo):
+            break
     miss = np.linalg.norm(p + displacement(idt, aus, p) - u, axis=1) > tol
     return p, miss

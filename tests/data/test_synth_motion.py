@@ -197,3 +197,13 @@ def test_the_open_mouth_is_occluded_and_a_neutral_frame_is_not():
     row, col = int(round((y0[1] + 0.5) / 4 - 0.5)), 32       # the lip line's middle, at 64 px
     assert occ[row:row + 3, col - 2:col + 3].all()           # the gap opens downwards from the lip line
     assert occ.mean() < 0.1
+
+
+def test_cli_defaults_to_the_latest_version_and_the_demo_keeps_version_1():
+    import inspect
+
+    from fv import demo
+    from fv.cli.data import synth
+    assert inspect.signature(synth).parameters["version"].default.default == LATEST_VERSION
+    # the shipped checkpoints were trained on version 1: the demo must make that data until they are retrained
+    assert "version=1" in inspect.getsource(demo.run_demo)
