@@ -36,7 +36,7 @@ def run_demo(out: Path = Path("demo_out"), baseline_steps: int = 60, dm_steps: i
     data = out / "data" / "synth"
     if not (data / "test" / "clips64.npy").exists():
         log(f"[demo] 1/4 synthetic data set -> {data}")
-        make_synthetic(data, progress=progress)
+        make_synthetic(data, progress=progress, version=1)  # the shipped checkpoints were trained on version 1
     runs = out / "runs"
     ckpts = {}
     for setting, steps in (("baseline", baseline_steps), ("onlyDM", dm_steps)):

@@ -21,11 +21,14 @@ def synth(out: Path = typer.Argument(..., help="Output folder."),
           takes: int = typer.Option(2, help="Takes per identity and emotion."),
           seed: int = typer.Option(0, help="Random seed."),
           size224: bool = typer.Option(False, help="Also write 224x224 clips (expression embedder input)."),
+          version: int = typer.Option(2, "--version", help="Generator: 2 = faces on fv's alignment template moved by "
+                                      "measured AU motion, with ground-truth flow; 1 = the drawing the shipped "
+                                      "checkpoints were trained on."),
           ) -> None:
     """Generate the synthetic data set: procedural faces performing the six emotions through action units."""
     from fv.data.synth import make_synthetic
     path = make_synthetic(out, n_identities=identities, n_test_identities=test_identities, takes=takes,
-                          seed=seed, size224=size224)
+                          seed=seed, size224=size224, version=version)
     common.info(f"[fv] synthetic data set written to {path}")
 
 

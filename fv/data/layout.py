@@ -13,6 +13,12 @@ evaluation read it:
                              fv.engine.labels.EMOTIONS), plus free columns (take, source, ...)
         aus.npy              float32 [N, 32, K] per-frame action-unit intensities; optional
                              (synthetic ground truth, column names in meta.json "aus")
+        flow64.npy           float16 [N, 32, 64, 64, 2] ground-truth backward flow to frame 0: pixel
+                             (x, y) of frame t was at (x + f_x, y + f_y) in frame 0 (pixel centres at
+                             integers; cv2.remap(frame0, x + f_x, y + f_y) rebuilds frame t); optional
+                             (synthetic set, version 2)
+        occ64.npy            uint8 [N, 32, 64, 64] 1 where frame 0 cannot show frame t (the inside of an
+                             opened mouth, wrinkles and other texture), else 0; optional, with flow64
 
 Pixels are stored as uint8 and mapped to [-1, 1] with (x/255 - 0.5)/0.5 when loaded.
 Model-side tensors are videos [B, T, 3, H, W] float32.
@@ -48,6 +54,8 @@ class VideoSplit:
     clips224: np.ndarray | None = None  # uint8 [N, 32, 224, 224, 3] (memory-mapped) or None
     aus: np.ndarray | None = None       # float32 [N, 32, K] or None
     meta: dict = field(default_factory=dict)
+    flow64: np.ndarray | None = None    # float16 [N, 32, 64, 64, 2] (memory-mapped) or None
+    occ64: np.ndarray | None = None     # uint8 [N, 32, 64, 64] (memory-mapped) or None
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -93,8 +101,10 @@ def _atomic_save_npy(path: Path, arr: np.ndarray) -> None:
 
 
 def write_split(root: str | Path, split: str, clips64: np.ndarray, rows: list[dict],
-                clips224: np.ndarray | None = None, aus: np.ndarray | None = None) -> Path:
-    """Write one split. Each file is written to a temporary name and renamed into place."""
+                clips224: np.ndarray | None = None, aus: np.ndarray | None = None,
+                flow64: np.ndarray | None = None, occ64: np.ndarray | None = None) -> Path:
+    """Write one split. Each file is written to a temporary name and renamed into place; optional files
+    not given are removed (an older run's would not match these clips)."""
     root = Path(root)
     d = root / split
     d.mkdir(parents=True, exist_ok=True)
@@ -112,8 +122,23 @@ def write_split(root: str | Path, split: str, clips64: np.ndarray, rows: list[di
     _atomic_save_npy(d / "clips64.npy", clips64)
     if clips224 is not None:
         _atomic_save_npy(d / "clips224.npy", np.asarray(clips224, dtype=np.uint8))
+    if (flow64 is None) != (occ64 is None):
+        raise ValueError("flow64 and occ64 come together")
+    motion = {}
+    if flow64 is not None:
+        n, t = clips64.shape[:2]
+        motion = {"flow64": (np.asarray(flow64, dtype=np.float16), (n, t, 64, 64, 2)),
+                  "occ64": (np.asarray(occ64, dtype=np.uint8), (n, t, 64, 64))}
+        for name, (arr, shape) in motion.items():
+            if arr.shape != shape:
+                raise ValueError(f"{name} must be {list(shape)}, got {list(arr.shape)}")
     if aus is not None:
         _atomic_save_npy(d / "aus.npy", np.asarray(aus, dtype=np.float32))
+    for name in ("flow64", "occ64"):
+        if name in motion:
+            _atomic_save_npy(d / f"{name}.npy", motion[name][0])
+        elif (d / f"{name}.npy").exists():
+            (d / f"{name}.npy").unlink()
     columns = list(REQUIRED_COLUMNS) + sorted({k for r in rows for k in r} - set(REQUIRED_COLUMNS))
     with atomic_path(d / "videos.csv") as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=columns)
@@ -151,4 +176,9 @@ def load_split(root: str | Path, split: str = "train") -> VideoSplit:
     clips224 = np.load(d / "clips224.npy", mmap_mode="r") if (d / "clips224.npy").exists() else None
     aus = np.load(d / "aus.npy") if (d / "aus.npy").exists() else None
     meta = json.loads((root / "meta.json").read_text()) if (root / "meta.json").exists() else {}
-    return VideoSplit(root, split, clips64, rows, clips224, aus, meta)
+    motion = {name: np.load(d / f"{name}.npy", mmap_mode="r") if (d / f"{name}.npy").exists() else None
+              for name in ("flow64", "occ64")}
+    for name, arr in motion.items():
+        if arr is not None and arr.shape[:2] != clips64.shape[:2]:
+            raise DatasetError(f"{d}: {name}.npy is {list(arr.shape)}, clips64.npy {list(clips64.shape)}")
+    return VideoSplit(root, split, clips64, rows, clips224, aus, meta, **motion)

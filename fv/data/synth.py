@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import colorsys
 import contextlib
+import dataclasses
 import multiprocessing as mp
 import os
 from pathlib import Path
@@ -20,12 +21,14 @@ import cv2
 import numpy as np
 
 from fv.data.layout import write_meta, write_split
-from fv.data.synth_face import AUS, Identity, SynthInputError, render_clip, render_frame
+from fv.data.synth_face import (AUS, LATEST_VERSION, VERSIONS, Identity, SynthInputError, render_clip,
+                                render_clip_motion, render_frame, synth_style)
 from fv.engine.atomic import atomic_path
 from fv.engine.labels import EMOTIONS, N_FRAMES, parse_emotion
 
-__all__ = ["AUS", "EMOTION_AUS", "Identity", "SynthInputError", "au_trajectory", "head_motion",
-           "make_synthetic", "render_clip", "render_frame", "sample_identity", "synthetic_identity"]
+__all__ = ["AUS", "EMOTION_AUS", "LATEST_VERSION", "VERSIONS", "Identity", "SynthInputError", "au_trajectory",
+           "head_motion", "make_synthetic", "render_clip", "render_clip_motion", "render_frame", "sample_identity",
+           "synthetic_identity"]
 
 # EMFACS prototypes of the six basic emotions: AU -> apex intensity weight.
 EMOTION_AUS: dict[str, dict[str, float]] = {
@@ -135,21 +138,26 @@ def synthetic_identity(seed: int, index: int) -> Identity:
     return sample_identity(np.random.default_rng([seed, index, 0]))
 
 
-def _render_identity(job: tuple[int, int, int, bool]) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-    """All clips of one identity (emotions x takes): uint8 [E*takes, 32, 64, 64, 3], optional 224
-    eye-aligned clips, float32 AUs [E*takes, 32, K]. Depends only on (seed, index): worker-independent."""
-    seed, index, takes, size224 = job
+def _render_identity(job: tuple[int, int, int, bool, int]) -> dict[str, np.ndarray]:
+    """All clips of one identity (emotions x takes): "c64" uint8 [E*takes, 32, 64, 64, 3], "aus" float32
+    [E*takes, 32, K], with motion "field" "flow" float16 [E*takes, 32, 64, 64, 2] and "occ" uint8
+    [E*takes, 32, 64, 64], with size224 "c224" (eye-aligned). Depends only on the job: worker-independent."""
+    seed, index, takes, size224, version = job
     idt = synthetic_identity(seed, index)
-    c64, c224, aus = [], [], []
+    out: dict[str, list] = {"c64": [], "aus": [], "flow": [], "occ": [], "c224": []}
     for e, name in enumerate(EMOTIONS):
         for take in range(takes):
             rng = np.random.default_rng([seed, index, 1 + e, take])
             a = au_trajectory(name, rng)
-            c64.append(render_clip(idt, a, 64, head_motion(rng)))
+            frames, flow, occ = render_clip_motion(idt, a, 64, head_motion(rng), version=version)
+            out["c64"].append(frames)
+            if flow is not None:
+                out["flow"].append(flow.astype(np.float16))
+                out["occ"].append(occ)
             if size224:
-                c224.append(render_clip(idt, a, 224, eye_aligned=True))
-            aus.append(a)
-    return np.stack(c64), (np.stack(c224) if size224 else None), np.stack(aus)
+                out["c224"].append(render_clip(idt, a, 224, eye_aligned=True, version=version))
+            out["aus"].append(a)
+    return {k: np.stack(v) for k, v in out.items() if v}
 
 
 def _check_args(n_identities: int, n_test_identities: int, takes: int) -> None:
@@ -161,46 +169,55 @@ def _check_args(n_identities: int, n_test_identities: int, takes: int) -> None:
 
 
 def make_synthetic(out, n_identities: int = 60, n_test_identities: int = 12, takes: int = 2, seed: int = 0,
-                   size224: bool = False, workers: int | None = None, progress: bool = True) -> Path:
+                   size224: bool = False, workers: int | None = None, progress: bool = True,
+                   version: int = LATEST_VERSION) -> Path:
     """Write the synthetic data set (n_identities x 6 emotions x takes clips) to `out` in fv's layout.
 
     Identities 0..n-n_test-1 are train, the last n_test_identities test (disjoint subjects). Output is
-    the same for a seed whatever `workers` is (default: up to 2 processes). Returns the data root."""
+    the same for a seed whatever `workers` is (default: up to 2 processes). version: the generator
+    (fv.data.synth_face.VERSIONS; recorded as meta.json "synth_version"); version 2 also writes each
+    clip's ground-truth motion (flow64.npy, occ64.npy). Returns the data root."""
     _check_args(n_identities, n_test_identities, takes)
+    field = synth_style(version).motion == "field"
     root = Path(out)
     n_train = n_identities - n_test_identities
     workers = min(2, os.cpu_count() or 1) if workers is None else max(1, int(workers))
     splits = {"train": range(n_train), "test": range(n_train, n_identities)}
     per_id = len(EMOTIONS) * takes
-    c64 = {k: np.empty((len(ids) * per_id, N_FRAMES, 64, 64, 3), np.uint8) for k, ids in splits.items()}
-    aus = {k: np.empty((len(ids) * per_id, N_FRAMES, len(AUS)), np.float32) for k, ids in splits.items()}
-    c224 = {}
+    shapes = {"c64": ((N_FRAMES, 64, 64, 3), np.uint8), "aus": ((N_FRAMES, len(AUS)), np.float32)}
+    if field:
+        shapes.update(flow=((N_FRAMES, 64, 64, 2), np.float16), occ=((N_FRAMES, 64, 64), np.uint8))
+    arrays = {k: {name: np.empty((len(ids) * per_id, *shape), dtype) for name, (shape, dtype) in shapes.items()}
+              for k, ids in splits.items()}
     with contextlib.ExitStack() as publish:  # each clips224.npy goes into place once complete
         for k, ids in splits.items():          # 224 clips go straight to disk (3.5 GB for the default set)
             (root / k).mkdir(parents=True, exist_ok=True)
             stale = root / k / "clips224.npy"
             if size224:
                 tmp = publish.enter_context(atomic_path(root / k / "clips224.npy"))
-                c224[k] = np.lib.format.open_memmap(tmp, "w+", np.uint8, (len(ids) * per_id, N_FRAMES, 224, 224, 3))
+                arrays[k]["c224"] = np.lib.format.open_memmap(tmp, "w+", np.uint8,
+                                                              (len(ids) * per_id, N_FRAMES, 224, 224, 3))
             elif stale.exists():
                 stale.unlink()                 # an older run's 224 clips would not match these clips
-        jobs = [(seed, i, takes, size224) for i in range(n_identities)]
-        _render_all(jobs, workers, progress, splits, n_train, per_id, c64, aus, c224)
+        jobs = [(seed, i, takes, size224, version) for i in range(n_identities)]
+        _render_all(jobs, workers, progress, splits, n_train, per_id, arrays)
         for k, ids in splits.items():
             rows = [{"video_id": f"synth{i:03d}_{name}_{take}", "subject": f"synth{i:03d}", "emotion": name,
                      "take": take} for i in ids for name in EMOTIONS for take in range(takes)]
-            write_split(root, k, c64[k], rows, aus=aus[k])
+            got = arrays[k]
+            write_split(root, k, got["c64"], rows, aus=got["aus"], flow64=got.get("flow"), occ64=got.get("occ"))
             if size224:
-                c224[k].flush()
-                del c224[k]                    # closes the memory map before it is published
+                got["c224"].flush()
+                del got["c224"]                # closes the memory map before it is published
     write_meta(root, name="synthetic", source="synthetic", aus=list(AUS), seed=seed,
                n_identities=n_identities, test_subjects=[f"synth{i:03d}" for i in splits["test"]],
-               takes=takes, emotion_aus=EMOTION_AUS, size224=size224)
+               takes=takes, emotion_aus=EMOTION_AUS, size224=size224, synth_version=version,
+               synth_style=dataclasses.asdict(VERSIONS[version]))
     return root
 
 
 def _render_all(jobs, workers: int, progress: bool, splits: dict[str, range], n_train: int, per_id: int,
-                c64: dict, aus: dict, c224: dict) -> None:
+                arrays: dict[str, dict[str, np.ndarray]]) -> None:
     """Render every identity's clips (in `workers` processes) into the split arrays, in identity order."""
     ctx = mp.get_context("spawn")  # fork after torch or OpenMP threads started can deadlock
     # fork before the progress thread starts; one OpenCV thread per worker process
@@ -209,12 +226,11 @@ def _render_all(jobs, workers: int, progress: bool, splits: dict[str, range], n_
         results = pool.imap(_render_identity, jobs) if pool else map(_render_identity, jobs)
         with _progress(progress) as bar:
             task = bar.add_task("rendering synthetic clips", total=len(jobs) * per_id)
-            for i, (clips, clips224, a) in enumerate(results):   # ordered: identity i arrives i-th
+            for i, got in enumerate(results):  # ordered: identity i arrives i-th
                 k = "train" if i < n_train else "test"
                 j = (i - splits[k].start) * per_id
-                c64[k][j:j + per_id], aus[k][j:j + per_id] = clips, a
-                if k in c224:
-                    c224[k][j:j + per_id] = clips224
+                for name, arr in got.items():
+                    arrays[k][name][j:j + per_id] = arr
                 bar.advance(task, per_id)
     finally:
         if pool:

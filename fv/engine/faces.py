@@ -229,3 +229,13 @@ def warp_clip(frames: np.ndarray, eyes: np.ndarray, targets: np.ndarray, size: i
 def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
     """uint8 [T, S, S, 3] -> uint8 [T, size, size, 3] with INTER_AREA (the 256 -> 64 step)."""
     return np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in frames])
+
+
+FACE_CROP_SIZE = 256     # fv aligns photos and MUG at this size, then resizes (FaceAligner.face_crop)
+
+
+def crop_eye_targets(size: int, aligned: int = FACE_CROP_SIZE) -> np.ndarray:
+    """Eye positions [2, 2] in a `size` px face crop made as fv makes them (FaceAligner.face_crop, MUG):
+    aligned onto face_targets(aligned), then resized to `size` (pixel centres: x' = (x + .5) r - .5).
+    The one template every face fv shows a model sits on, photos, MUG and the synthetic set alike."""
+    return apply_affine(resize_matrix(aligned, size), face_targets(aligned))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import cv2
@@ -16,6 +17,10 @@ from fv.data.synth_parts import EYE_Y
 from fv.engine.labels import EMOTIONS, UnknownEmotionError
 
 ZERO = np.zeros(len(AUS), np.float32)
+# the renderer tests below describe version 1's drawing (fixed per identity, AUs redraw the parts);
+# version 2 (template framing, motion field) is tested in test_synth_motion.py
+render_v1 = functools.partial(render_frame, version=1)
+render_clip_v1 = functools.partial(render_clip, version=1)
 
 
 def _au(**kw) -> np.ndarray:
@@ -27,7 +32,7 @@ def _au(**kw) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def centred() -> Identity:
-    """An identity framed with offset 0, scale 1: face unit y sits at pixel row 32 + 32 y (size 64)."""
+    """An identity framed with offset 0, scale 1: face unit y sits at pixel row 32 + 32 y (size 64, version 1)."""
     return dataclasses.replace(sample_identity(np.random.default_rng(7)), offset=(0.0, 0.0), scale=1.0)
 
 
@@ -103,28 +108,28 @@ def test_head_motion_is_tiny_and_starts_at_rest():
 # ---- renderer ----------------------------------------------------------------------------------------
 
 def test_shapes_dtypes_and_determinism(centred):
-    f = render_frame(centred, _au(AU12=1.0))
+    f = render_v1(centred, _au(AU12=1.0))
     assert f.dtype == np.uint8 and f.shape == (64, 64, 3)
-    assert render_frame(centred, ZERO, size=32).shape == (32, 32, 3)
-    clip = render_clip(centred, np.stack([ZERO, _au(AU26=0.5), _au(AU4=1.0)]))
+    assert render_v1(centred, ZERO, size=32).shape == (32, 32, 3)
+    clip = render_clip_v1(centred, np.stack([ZERO, _au(AU26=0.5), _au(AU4=1.0)]))
     assert clip.shape == (3, 64, 64, 3) and clip.dtype == np.uint8
-    assert np.array_equal(clip[1], render_frame(centred, _au(AU26=0.5)))
+    assert np.array_equal(clip[1], render_v1(centred, _au(AU26=0.5)))
     assert sample_identity(np.random.default_rng(11)) == sample_identity(np.random.default_rng(11))
     assert np.array_equal(au_trajectory("fear", np.random.default_rng(2)),
                           au_trajectory("fear", np.random.default_rng(2)))
 
 
 def test_neutral_frame_equals_zero_aus_through_every_drawing_path(centred):
-    ref = render_frame(centred, ZERO)
+    ref = render_v1(centred, ZERO)
     # sub-visible intensities take the other code paths (shared head layer; full redraw for a jaw AU)
-    assert np.array_equal(render_frame(centred, _au(AU12=1e-7)), ref)
-    assert np.array_equal(render_frame(centred, _au(AU26=1e-7)), ref)
-    assert np.array_equal(render_frame(centred, ZERO, pose=(0, 0, 0)), ref)
+    assert np.array_equal(render_v1(centred, _au(AU12=1e-7)), ref)
+    assert np.array_equal(render_v1(centred, _au(AU26=1e-7)), ref)
+    assert np.array_equal(render_v1(centred, ZERO, pose=(0, 0, 0)), ref)
 
 
 @pytest.mark.parametrize("au", AUS)
 def test_every_au_changes_the_face(centred, au):
-    diff = np.abs(render_frame(centred, _au(**{au: 1.0})).astype(int) - render_frame(centred, ZERO)).sum(-1)
+    diff = np.abs(render_v1(centred, _au(**{au: 1.0})).astype(int) - render_v1(centred, ZERO)).sum(-1)
     assert (diff > 30).sum() >= 4, f"{au} at full intensity barely changes the face"
 
 
@@ -142,7 +147,7 @@ REGIONS = {
 @pytest.mark.parametrize("au", sorted(REGIONS))
 def test_an_au_moves_only_its_facial_region(centred, au):
     lo, hi = REGIONS[au]
-    diff = np.abs(render_frame(centred, _au(**{au: 1.0})).astype(int) - render_frame(centred, ZERO)).max(-1)
+    diff = np.abs(render_v1(centred, _au(**{au: 1.0})).astype(int) - render_v1(centred, ZERO)).max(-1)
     rows = np.nonzero(diff.max(1) > 0)[0]
     assert rows.size, au
     assert rows.min() >= math.floor(_row(lo)) and rows.max() <= math.ceil(_row(hi)), (au, rows)
@@ -151,23 +156,23 @@ def test_an_au_moves_only_its_facial_region(centred, au):
 def test_brow_band_still_for_a_smile_and_mouth_still_for_brows(centred):
     brow_band = slice(int(_row(EYE_Y - 0.3)), int(_row(EYE_Y - 0.08)))
     mouth_band = slice(int(_row(EYE_Y + 0.4)), 64)
-    z = render_frame(centred, ZERO)
-    assert np.array_equal(render_frame(centred, _au(AU12=1.0))[brow_band], z[brow_band])
-    assert not np.array_equal(render_frame(centred, _au(AU12=1.0))[mouth_band], z[mouth_band])
-    assert np.array_equal(render_frame(centred, _au(AU1=1.0, AU2=1.0, AU4=1.0))[mouth_band], z[mouth_band])
+    z = render_v1(centred, ZERO)
+    assert np.array_equal(render_v1(centred, _au(AU12=1.0))[brow_band], z[brow_band])
+    assert not np.array_equal(render_v1(centred, _au(AU12=1.0))[mouth_band], z[mouth_band])
+    assert np.array_equal(render_v1(centred, _au(AU1=1.0, AU2=1.0, AU4=1.0))[mouth_band], z[mouth_band])
 
 
 def test_pose_shifts_the_head_by_the_expected_pixels(centred):
     # dx = 1/16 face-frame unit = 32/16 = 2 px at 64 (8 canvas px: an exact integer warp)
-    base = render_frame(centred, ZERO).astype(int)
-    moved = render_frame(centred, ZERO, pose=(1 / 16, 0, 0)).astype(int)
+    base = render_v1(centred, ZERO).astype(int)
+    moved = render_v1(centred, ZERO, pose=(1 / 16, 0, 0)).astype(int)
     assert np.abs(moved[:, 12:60] - base[:, 10:58]).max() <= 1
     assert np.abs(moved - base).max() > 20
 
 
 def test_eye_aligned_crop_has_55px_interocular_centred(centred):
     idt = dataclasses.replace(centred, iris=(0.0, 255.0, 0.0))
-    img = render_frame(idt, ZERO, size=224, eye_aligned=True).astype(int)
+    img = render_v1(idt, ZERO, size=224, eye_aligned=True).astype(int)
     green = (img[..., 1] > 150) & (img[..., 0] < 90) & (img[..., 2] < 90)
     ys, xs = np.nonzero(green)
     left, right = xs < 112, xs >= 112
@@ -178,7 +183,7 @@ def test_eye_aligned_crop_has_55px_interocular_centred(centred):
 
 
 def test_identities_look_distinct():
-    faces = [render_frame(sample_identity(np.random.default_rng(i)), ZERO).astype(float) for i in range(12)]
+    faces = [render_v1(sample_identity(np.random.default_rng(i)), ZERO).astype(float) for i in range(12)]
     d = [np.abs(faces[i] - faces[j]).mean() for i in range(12) for j in range(i + 1, 12)]
     assert min(d) > 8.0
 
@@ -189,10 +194,10 @@ def test_emotions_are_told_apart_across_identities():
     feats = np.zeros((12, 6, 32 * 32))
     for i in range(12):
         idt = sample_identity(np.random.default_rng(100 + i))
-        z = render_frame(idt, ZERO, size=32, eye_aligned=True).astype(np.float32)
+        z = render_v1(idt, ZERO, size=32, eye_aligned=True).astype(np.float32)
         for e, emo in enumerate(EMOTIONS):
             a = au_trajectory(emo, np.random.default_rng(i))[15]
-            d = np.abs(render_frame(idt, a, size=32, eye_aligned=True) - z).mean(-1)
+            d = np.abs(render_v1(idt, a, size=32, eye_aligned=True) - z).mean(-1)
             f = cv2.GaussianBlur(d, (0, 0), 0.8).ravel()
             feats[i, e] = f / np.linalg.norm(f)
     correct = 0
@@ -205,11 +210,11 @@ def test_emotions_are_told_apart_across_identities():
 
 def test_bad_input_is_a_clear_error(centred, tmp_path):
     with pytest.raises(SynthInputError, match="columns"):
-        render_frame(centred, np.zeros(5))
+        render_v1(centred, np.zeros(5))
     with pytest.raises(SynthInputError, match="finite"):
-        render_frame(centred, np.full(len(AUS), np.nan))
+        render_v1(centred, np.full(len(AUS), np.nan))
     with pytest.raises(SynthInputError, match="pose"):
-        render_clip(centred, np.zeros((4, len(AUS))), pose=np.zeros((3, 3)))
+        render_clip_v1(centred, np.zeros((4, len(AUS))), pose=np.zeros((3, 3)))
     with pytest.raises(SynthInputError, match="train and one test"):
         make_synthetic(tmp_path, n_identities=4, n_test_identities=4, progress=False)
 
