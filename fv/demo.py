@@ -4,7 +4,10 @@
 2. trains baseline (VICEGAN) and onlyDM briefly, starting from the small checkpoints shipped in
    fv/assets/checkpoints/ when present (fine-tuning; from scratch otherwise, which takes hours on a CPU),
 3. renders every emotion for held-out test faces with both settings: MP4 + GIF per video, and one PNG
-   strip per setting (rows = face x emotion, 10 frames across, as the thesis figures show).
+   strip per setting (rows = face x emotion, 10 frames across, as the thesis figures show),
+4. renders every emotion for a real portrait that ships with fv (fv/assets/faces/biden.jpg, a public-domain
+   White House photograph, downscaled) with onlyDM in `fv render`'s default mode, at the face's own
+   resolution and pasted back into the photo at the photo's size (demo_out/portrait/).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from fv.engine.config import default_config
 from fv.engine.labels import EMOTIONS
 
 SHIPPED = Path(__file__).resolve().parent / "assets" / "checkpoints"
+PORTRAIT = Path(__file__).resolve().parent / "assets" / "faces" / "biden.jpg"
 FINE_TUNE_LR = 0.1
 
 
@@ -61,8 +65,33 @@ def run_demo(out: Path = Path("demo_out"), baseline_steps: int = 60, dm_steps: i
         written[setting] = render_emotions(path, faces, [test.rows[r]["subject"] for r in rows],
                                            out / "videos" / setting, out / f"{setting}_strip.png",
                                            sample_steps=sample_steps, progress=progress)
-    log(f"[demo] done: strips {out}/baseline_strip.png and {out}/onlyDM_strip.png, videos in {out}/videos/")
+    log(f"[demo] real portrait {PORTRAIT.name}: the six emotions with onlyDM at the photo's own resolution")
+    written["portrait"] = render_portrait(ckpts["onlyDM"], PORTRAIT, out / "portrait", sample_steps=sample_steps)
+    log(f"[demo] done: strips {out}/baseline_strip.png, {out}/onlyDM_strip.png and {out}/portrait_strip.png, "
+        f"videos in {out}/videos/ and {out}/portrait/")
     return {"checkpoints": ckpts, "videos": written}
+
+
+def render_portrait(checkpoint: Path, photo: Path, out: Path, sample_steps: int = 25) -> list[Path]:
+    """Every emotion for the face in `photo`, in fv render's default mode: the face video at the face's own
+    resolution (MP4 each) and pasted into the whole photo (MP4 each), and a PNG strip (rows = emotions, 10
+    frames of the face video across) beside the folder, as <out>_strip.png."""
+    import numpy as np
+
+    from fv.data.video_io import uniform_indices, write_mp4
+    from fv.engine.engine import Engine
+    from fv.photo_video import DEFAULT_MODE, load_face, pasted, render
+    from fv.trainer.preview import save_png
+
+    engine = Engine(checkpoint, backend="torch", device="cpu", steps=sample_steps)
+    face = load_face(photo, engine.image_size)
+    paths, rows = [], []
+    for e, name in enumerate(EMOTIONS):
+        video, _ = render(engine, face, e, seed=e, mode=DEFAULT_MODE)          # uint8 [32, S, S, 3]
+        paths += [write_mp4(out / f"{name}_face.mp4", video), write_mp4(out / f"{name}_photo.mp4", pasted(face, video))]
+        rows.append(np.concatenate(list(video[uniform_indices(len(video), 10)]), axis=1))
+    paths.append(save_png(out.parent / f"{out.name}_strip.png", np.concatenate(rows, axis=0)))
+    return paths
 
 
 def render_emotions(checkpoint: Path, faces: torch.Tensor, names: list[str], video_dir: Path, strip: Path,

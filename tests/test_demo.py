@@ -23,3 +23,15 @@ def test_demo_trains_and_renders(tmp_path):
         gifs = sorted((tmp_path / "videos" / setting).glob("*.gif"))
         assert len(mp4s) == len(gifs) == len(EMOTIONS)
     assert any("4/4" in m for m in logs)
+    # the shipped real portrait, every emotion: the face at its own resolution and pasted into the whole photo
+    import imageio.v3 as iio
+    from PIL import Image
+
+    from fv.demo import PORTRAIT
+    faces = sorted((tmp_path / "portrait").glob("*_face.mp4"))
+    photos = sorted((tmp_path / "portrait").glob("*_photo.mp4"))
+    assert len(faces) == len(photos) == len(EMOTIONS)
+    width, height = Image.open(PORTRAIT).size
+    assert iio.imread(photos[0]).shape[1:3] == (height, width)
+    assert iio.imread(faces[0]).shape[1] > 64                     # larger than the model's 64 px frames
+    assert (tmp_path / "portrait_strip.png").stat().st_size > 0

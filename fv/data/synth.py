@@ -21,12 +21,12 @@ import cv2
 import numpy as np
 
 from fv.data.layout import write_meta, write_split
-from fv.data.synth_face import (AUS, LATEST_VERSION, VERSIONS, Identity, SynthInputError, render_clip,
+from fv.data.synth_face import (AUS, DEFAULT_VERSION, LATEST_VERSION, VERSIONS, Identity, SynthInputError, render_clip,
                                 render_clip_motion, render_frame, synth_style)
 from fv.engine.atomic import atomic_path
 from fv.engine.labels import EMOTIONS, N_FRAMES, parse_emotion
 
-__all__ = ["AUS", "EMOTION_AUS", "LATEST_VERSION", "VERSIONS", "Identity", "SynthInputError", "au_trajectory",
+__all__ = ["AUS", "DEFAULT_VERSION", "EMOTION_AUS", "LATEST_VERSION", "VERSIONS", "Identity", "SynthInputError", "au_trajectory",
            "head_motion", "make_synthetic", "render_clip", "render_clip_motion", "render_frame", "sample_identity",
            "synthetic_identity"]
 
@@ -170,7 +170,7 @@ def _check_args(n_identities: int, n_test_identities: int, takes: int) -> None:
 
 def make_synthetic(out, n_identities: int = 60, n_test_identities: int = 12, takes: int = 2, seed: int = 0,
                    size224: bool = False, workers: int | None = None, progress: bool = True,
-                   version: int = LATEST_VERSION) -> Path:
+                   version: int = DEFAULT_VERSION) -> Path:
     """Write the synthetic data set (n_identities x 6 emotions x takes clips) to `out` in fv's layout.
 
     Identities 0..n-n_test-1 are train, the last n_test_identities test (disjoint subjects). Output is

@@ -53,6 +53,10 @@ class SynthStyle:
 
 VERSIONS: dict[int, SynthStyle] = {1: SynthStyle("identity", "drawn"), 2: SynthStyle("template", "field")}
 LATEST_VERSION = 2
+# what fv makes unless asked: version 1, the drawing the shipped checkpoints were trained on. Version 2 becomes
+# the default once they are retrained on it and its expressions read to the FER classifier (issue 13: its
+# measured AU magnitudes, from one spontaneous actress, move mouth and brows less than version 1's drawing).
+DEFAULT_VERSION = 1
 
 
 def synth_style(version: int) -> SynthStyle:
@@ -262,7 +266,7 @@ def _field(identity: Identity, aus: np.ndarray, st: _Setup, pose) -> tuple[np.nd
 
 
 def render_frame(identity: Identity, aus: np.ndarray, size: int = 64, pose=None,
-                 eye_aligned: bool = False, version: int = LATEST_VERSION) -> np.ndarray:
+                 eye_aligned: bool = False, version: int = DEFAULT_VERSION) -> np.ndarray:
     """One face as uint8 [size, size, 3] RGB for AU intensities [len(AUS)] in [0, 1].
 
     pose: optional (dx, dy, roll) head motion (shifts in half-image units, roll in radians), a warp of the
@@ -273,7 +277,7 @@ def render_frame(identity: Identity, aus: np.ndarray, size: int = 64, pose=None,
 
 
 def render_frame_motion(identity: Identity, aus: np.ndarray, size: int = 64, pose=None, eye_aligned: bool = False,
-                        version: int = LATEST_VERSION) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+                        version: int = DEFAULT_VERSION) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """(frame, backward flow float32 [size, size, 2] to frame 0, occlusion uint8 [size, size]); flow and
     occlusion are None for motion "drawn" (version 1), which has no ground-truth motion."""
     style = synth_style(version)
@@ -285,7 +289,7 @@ def render_frame_motion(identity: Identity, aus: np.ndarray, size: int = 64, pos
 
 
 def render_clip(identity: Identity, aus: np.ndarray, size: int = 64, pose=None, eye_aligned: bool = False,
-                version: int = LATEST_VERSION) -> np.ndarray:
+                version: int = DEFAULT_VERSION) -> np.ndarray:
     """Frames for an AU trajectory [T, len(AUS)] (T = 32 in fv) -> uint8 [T, size, size, 3].
 
     pose: optional [T, 3] per-frame head motion (see render_frame)."""
@@ -293,7 +297,7 @@ def render_clip(identity: Identity, aus: np.ndarray, size: int = 64, pose=None, 
 
 
 def render_clip_motion(identity: Identity, aus: np.ndarray, size: int = 64, pose=None, eye_aligned: bool = False,
-                       version: int = LATEST_VERSION) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+                       version: int = DEFAULT_VERSION) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """(frames uint8 [T, S, S, 3], flows float32 [T, S, S, 2] | None, occlusion uint8 [T, S, S] | None)."""
     aus = _check_aus(aus, 2)
     if pose is not None:
