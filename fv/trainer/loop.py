@@ -159,6 +159,10 @@ class Trainer:
                 self.model.train()
                 # every process draws its own random numbers (rank 0's equal a single-process run's)
                 gen = step_generator(tr.seed + 100_003 * self.dist.rank, step)
+                # what draws from the global RNG (the thesis U-Net's dropout) is a function of (seed, step) too,
+                # so a resumed run repeats the uninterrupted one exactly
+                seed = step_generator(tr.seed + 100_003 * self.dist.rank, step, stream=1)
+                torch.manual_seed(int(torch.randint(2 ** 62, (1,), generator=seed)))
                 losses = self.step(self.batch(step), gen=gen, step=step)
                 self.ema.update(step)
                 done = step + 1

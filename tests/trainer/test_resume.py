@@ -53,3 +53,28 @@ def test_resume_takes_new_output_schedule_but_keeps_the_trajectory(tiny_data, tm
                 progress=False, log=lambda m: None, schedule={"sample_every": 0, "ckpt_every": 1, "lr": 0.5})
     assert t.start == 2 and t.config.train.sample_every == 0 and t.config.train.ckpt_every == 1
     assert t.config.train.lr == tiny_gan_config().train.lr        # lr is part of the trajectory: kept
+
+
+def test_dropout_resumes_exactly(tiny_data, tmp_path):
+    """A U-Net with dropout (the thesis preset has 0.1) draws its masks from the global RNG: stopped after
+    step 2 and resumed, it must still end where the uninterrupted run ends."""
+    import dataclasses
+
+    from fv.trainer.run import attach_motion_source
+    from tests.export.conftest import tiny_config
+    gru = Trainer(tiny_gan_config("baseline", steps=1), tiny_data, tmp_path / "gru", progress=False).fit()
+    cfg = tiny_config("onlyDM")
+    unet = dataclasses.replace(cfg.model.unet, image_size=64, dropout=0.5)
+    cfg = attach_motion_source(cfg.replace(model=dataclasses.replace(cfg.model, unet=unet)), gru)
+
+    def run(folder, steps, every):
+        train = dataclasses.replace(cfg.train, steps=steps, ckpt_every=every, batch_size=2, log_every=1,
+                                    sample_every=0)
+        return Trainer(cfg.replace(train=train), tiny_data, tmp_path / folder, progress=False,
+                       log=lambda m: None).fit()
+    full = run("a", 4, 4)
+    run("b", 2, 2)
+    torch.manual_seed(12345)             # whatever the process did in between
+    a, b = load_file(full), load_file(run("b", 4, 2))
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
