@@ -34,6 +34,7 @@ from fv.data.synth import make_synthetic
 from fv.engine.face_aligner import FaceAligner
 from fv.engine.faces import expression_distance, eye_centres, face_targets, read_image
 from fv.engine.labels import CLASSES, EMOTIONS
+from fv.engine.motion_transfer import warp
 
 APEX = slice(10, 22)
 UP = 256
@@ -88,12 +89,6 @@ def farneback_to_frame0(clip: np.ndarray) -> np.ndarray:
     """Estimated backward flow [T, 64, 64, 2] of each frame to frame 0 (what v1 offers: no ground truth)."""
     g = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in clip]
     return np.stack([cv2.calcOpticalFlowFarneback(g[t], g[0], None, 0.5, 3, 9, 3, 5, 1.1, 0) for t in range(len(g))])
-
-
-def warp(frame0: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    xs = np.arange(frame0.shape[1], dtype=np.float32)
-    return cv2.remap(frame0, xs[None] + flow[..., 0], xs[:, None] + flow[..., 1], cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_REPLICATE)
 
 
 def warped_portraits(classifier, split, portraits: list[np.ndarray], estimated: bool) -> tuple[dict, dict]:

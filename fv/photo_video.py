@@ -92,19 +92,16 @@ def _resize(img: np.ndarray, size: int) -> np.ndarray:
 
 def standin(size: int) -> tuple[np.ndarray, np.ndarray]:
     """(uint8 [size, size, 3] the neutral synthetic stand-in face, float [2, 3] its pixels -> the eye
-    template's pixels at the same size). The renderer draws face units u on a canvas ss x larger as
-    c = (size ss / 2)(scale u + 1 + offset) and shrinks it with INTER_AREA: p = (c + 0.5) / ss - 0.5;
-    its eye centres are u = (-+eye_sep / 2, EYE_Y)."""
+    template's pixels at the same size). Its eye centres are the face-unit points u = (-+eye_sep / 2, EYE_Y),
+    placed where the renderer draws them (synth_face.rest_pixels)."""
     import numpy as np
 
     from fv.engine.faces import face_targets, similarity_from_eyes
     from fv.data.synth import synthetic_identity
-    from fv.data.synth_face import AUS, render_frame
+    from fv.data.synth_face import AUS, render_frame, rest_pixels
     from fv.data.synth_parts import EYE_Y
     idt = synthetic_identity(*STANDIN)
-    ss = 4 if size <= 128 else 2
-    u = np.array([[-idt.eye_sep / 2, EYE_Y], [idt.eye_sep / 2, EYE_Y]])
-    eyes = size / 2 * (idt.scale * u + 1 + np.asarray(idt.offset)) + 0.5 / ss - 0.5
+    eyes = rest_pixels(idt, [[-idt.eye_sep / 2, EYE_Y], [idt.eye_sep / 2, EYE_Y]], size)
     return render_frame(idt, np.zeros(len(AUS)), size), similarity_from_eyes(eyes, face_targets(size))
 
 

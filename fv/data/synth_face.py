@@ -132,6 +132,14 @@ def _view(idt: Identity, st: _Setup) -> np.ndarray:
     return np.array([[k, 0.0, canvas / 2 * (1 + idt.offset[0])], [0.0, k, canvas / 2 * (1 + idt.offset[1])]])
 
 
+def rest_pixels(identity: Identity, points, size: int = 64, version: int = DEFAULT_VERSION,
+                eye_aligned: bool = False) -> np.ndarray:
+    """Face-unit points [N, 2] -> where render_frame draws them with the head at rest, in output pixels: the
+    framing (_view) onto the supersampled canvas, then the canvas shrunk to `size` (x' = (x + 0.5) / ss - 0.5)."""
+    st = _setup(size, eye_aligned, synth_style(version))
+    return apply_affine(resize_matrix(st.canvas, size), apply_affine(_view(identity, st), np.asarray(points, float)))
+
+
 def _pose_warp(A: np.ndarray, canvas: int, pose) -> np.ndarray:
     """2x3 pixel warp of head motion (dx, dy, roll): rotate by roll about the face origin A @ (0, 0, 1),
     then shift by (dx, dy) face-frame units (canvas/2 px each): x' = R (x - c) + c + canvas/2 (dx, dy)."""

@@ -111,12 +111,12 @@ def colour_match(fill: np.ndarray, photo: np.ndarray, mask: np.ndarray, ring_px:
         region = (labels == k).astype(np.uint8)
         if region.sum() < min_px:
             continue
-        ring = (cv2.dilate(region, kernel) > 0) & (region == 0)
+        near = cv2.dilate(region, kernel) > 0       # the region and its ring get the same map
+        ring = near & (region == 0)
         if ring.sum() < 4:
             continue
         g, p = fill[ring].astype(np.float32), photo[ring].astype(np.float32)
         scale = np.clip(p.std(0) / np.maximum(g.std(0), 1.0), 0.5, 2.0)
-        near = cv2.dilate(region, kernel) > 0       # the region and its ring get the same map
         out[near] = (out[near] - g.mean(0)) * scale + p.mean(0)
     return out
 

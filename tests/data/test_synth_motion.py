@@ -15,10 +15,11 @@ import pytest
 from fv.data.layout import load_split, write_split
 from fv.data.synth import (AUS, EMOTION_AUS, LATEST_VERSION, SynthInputError, au_trajectory, make_synthetic,
                            render_clip, render_frame, synthetic_identity)
-from fv.data.synth_face import _setup, _view, render_frame_motion, synth_style
+from fv.data.synth_face import _setup, _view, render_frame_motion, rest_pixels, synth_style
 from fv.data.synth_motion import MOTION_IOD, displacement, inverse
 from fv.data.synth_parts import eye_landmark_centres, mouth_rest
-from fv.engine.faces import apply_affine, crop_eye_targets, face_targets, resize_matrix
+from fv.engine.faces import apply_affine, crop_eye_targets, face_targets
+from fv.engine.motion_transfer import warp   # frame 0 pulled through a backward flow (tested on its own)
 
 HERE = Path(__file__).resolve().parent
 ZERO = np.zeros(len(AUS))
@@ -40,14 +41,6 @@ def _prototype(emotion: str) -> np.ndarray:
 
 def _digest(a: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()[:16]
-
-
-def _warp(frame0: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """Frame 0 pulled through a backward flow: out(x, y) = frame0(x + f_x, y + f_y), bilinear."""
-    xs = np.arange(frame0.shape[1], dtype=np.float32)
-    ys = np.arange(frame0.shape[0], dtype=np.float32)
-    return cv2.remap(frame0, xs[None] + flow[..., 0], ys[:, None] + flow[..., 1], cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_REPLICATE)
 
 
 @pytest.fixture(scope="module")
@@ -113,9 +106,7 @@ def test_crop_template_by_hand():
 @pytest.mark.parametrize("index", [0, 13, 41])
 def test_version_2_puts_the_eye_centres_on_the_crop_template(index):
     idt = synthetic_identity(0, index)
-    st = _setup(64, False, synth_style(2))
-    canvas_eyes = apply_affine(_view(idt, st), eye_landmark_centres(idt))
-    assert apply_affine(resize_matrix(st.canvas, 64), canvas_eyes) == pytest.approx(crop_eye_targets(64), abs=1e-9)
+    assert rest_pixels(idt, eye_landmark_centres(idt), 64, version=2) == pytest.approx(crop_eye_targets(64), abs=1e-9)
 
 
 def test_dlib_finds_the_eyes_where_the_aligner_puts_them():
@@ -187,7 +178,7 @@ def test_flow_maps_frame_0_onto_the_apex_where_nothing_is_occluded(emotion):
     f0 = render_frame(idt, ZERO)
     frame, flow, occ = render_frame_motion(idt, _prototype(emotion), pose=(0.01, -0.005, 0.008))
     keep = (occ == 0) & (np.linalg.norm(flow, axis=-1) > 0.5)           # pixels that moved, not occluded
-    warped = np.abs(_warp(f0, flow).astype(int) - frame).mean(-1)[keep]
+    warped = np.abs(warp(f0, flow).astype(int) - frame).mean(-1)[keep]
     still = np.abs(f0.astype(int) - frame).mean(-1)[keep]
     assert keep.sum() > 200
     assert warped.mean() < 3.0 and warped.mean() < 0.4 * still.mean(), (warped.mean(), still.mean())
