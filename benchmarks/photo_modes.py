@@ -35,7 +35,7 @@ from fv.engine.labels import EMOTIONS
 from fv.engine.requests import RenderRequest
 from fv.metrics.emotion import build_emotion_classifier
 from fv.metrics.identity import build_face_embedder
-from fv.photo_video import MODES, face_video, load_face, model_input
+from fv.photo_video import MODES, face_video, load_face, model_input, standin_version
 
 FACES = Path(os.environ.get("FV_FACES", "/work/shared/data/faces"))
 VIDEO = Path(os.environ.get("FV_VIDEO", "/work/shared/data/WolfgangLanger_Pexels.mp4"))
@@ -93,7 +93,8 @@ def main() -> None:
     # one batch: the photos' crops and the stand-in, every emotion (transfer-self and pixels share a render)
     sources = {**{n: f for n, f in faces.items()}, "_standin": next(iter(faces.values()))}
     reqs = [(n, e) for n in sources for e in range(len(EMOTIONS))]
-    crops = {n: model_input(f, "transfer" if n == "_standin" else "pixels") for n, f in sources.items()}
+    version = standin_version(eng.config)   # the stand-in is drawn as the checkpoint's training faces were
+    crops = {n: model_input(f, "transfer" if n == "_standin" else "pixels", version) for n, f in sources.items()}
     gen = eng.render_requests([RenderRequest(crops[n], e, args.seed) for n, e in reqs])
     gen = {k: v for k, v in zip(reqs, gen)}
     t_model = time.perf_counter() - t0
@@ -102,7 +103,7 @@ def main() -> None:
         for e, emo in enumerate(EMOTIONS):
             for mode in MODES:
                 g = gen[("_standin" if mode == "transfer" else name, e)]
-                video = face_video(face, mode, g)
+                video = face_video(face, mode, g, version)
                 per_mode[mode].append(video)
                 rows.append({"input": name, "size": face.size, "emotion": emo, "mode": mode,
                              **score(video, face.hires, e, embed, fer)})

@@ -33,14 +33,15 @@ def shipped_checkpoint(setting: str) -> Path | None:
 
 def run_demo(out: Path = Path("demo_out"), baseline_steps: int = 60, dm_steps: int = 60, n_faces: int = 2,
              sample_steps: int = 25, progress: bool = True, log: Callable[[str], None] = print) -> dict:
-    from fv.data.synth import make_synthetic
+    from fv.data.synth import DEFAULT_VERSION, make_synthetic
+    from fv.engine.config import data_synth_version
     from fv.trainer.run import train_setting
 
     out = Path(out)
     data = out / "data" / "synth"
-    if not (data / "test" / "clips64.npy").exists():
+    if not (data / "test" / "clips64.npy").exists() or data_synth_version(str(data)) != DEFAULT_VERSION:
         log(f"[demo] 1/4 synthetic data set -> {data}")
-        make_synthetic(data, progress=progress, version=1)  # the shipped checkpoints were trained on version 1
+        make_synthetic(data, progress=progress)   # the default version: what the shipped checkpoints learned
     runs = out / "runs"
     ckpts = {}
     for setting, steps in (("baseline", baseline_steps), ("onlyDM", dm_steps)):

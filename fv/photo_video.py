@@ -90,19 +90,28 @@ def _resize(img: np.ndarray, size: int) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- the stand-in
 
-def standin(size: int) -> tuple[np.ndarray, np.ndarray]:
-    """(uint8 [size, size, 3] the neutral synthetic stand-in face, float [2, 3] its pixels -> the eye
-    template's pixels at the same size). Its eye centres are the face-unit points u = (-+eye_sep / 2, EYE_Y),
-    placed where the renderer draws them (synth_face.rest_pixels)."""
+def standin(size: int, version: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(uint8 [size, size, 3] the neutral synthetic stand-in face drawn by generator `version` (default: fv's
+    default), float [2, 3] its pixels -> the eye template's pixels at the same size). Its eye centres are the
+    face-unit points u = (-+eye_sep / 2, EYE_Y), placed where the renderer draws them (synth_face.rest_pixels)."""
     import numpy as np
 
     from fv.engine.faces import face_targets, similarity_from_eyes
     from fv.data.synth import synthetic_identity
-    from fv.data.synth_face import AUS, render_frame, rest_pixels
+    from fv.data.synth_face import AUS, DEFAULT_VERSION, render_frame, rest_pixels
     from fv.data.synth_parts import EYE_Y
+    version = DEFAULT_VERSION if version is None else version
     idt = synthetic_identity(*STANDIN)
-    eyes = rest_pixels(idt, [[-idt.eye_sep / 2, EYE_Y], [idt.eye_sep / 2, EYE_Y]], size)
-    return render_frame(idt, np.zeros(len(AUS)), size), similarity_from_eyes(eyes, face_targets(size))
+    eyes = rest_pixels(idt, [[-idt.eye_sep / 2, EYE_Y], [idt.eye_sep / 2, EYE_Y]], size, version)
+    return (render_frame(idt, np.zeros(len(AUS)), size, version=version),
+            similarity_from_eyes(eyes, face_targets(size)))
+
+
+def standin_version(config) -> int | None:
+    """The generator version of the stand-in for a checkpoint's RunConfig: the one its synthetic training faces
+    were drawn by (1 for one that predates version 2); None (fv's default) for one trained on real faces."""
+    from fv.engine.config import learned_synth_version
+    return (learned_synth_version(config) or None) if config is not None else None
 
 
 def template_mouth(size: int) -> np.ndarray:
@@ -117,19 +126,19 @@ def template_mouth(size: int) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- rendering
 
-def model_input(face: PhotoFace, mode: str) -> np.ndarray:
-    """The crop the checkpoint renders for this mode: the photo's, or the stand-in's."""
-    return standin(face.crop.shape[0])[0] if parse_mode(mode) == "transfer" else face.crop
+def model_input(face: PhotoFace, mode: str, version: int | None = None) -> np.ndarray:
+    """The crop the checkpoint renders for this mode: the photo's, or the stand-in's (standin_version)."""
+    return standin(face.crop.shape[0], version)[0] if parse_mode(mode) == "transfer" else face.crop
 
 
-def face_video(face: PhotoFace, mode: str, generated: np.ndarray) -> np.ndarray:
-    """uint8 [T, S, S, 3] from the checkpoint's video uint8 [T, s, s, 3] of model_input(face, mode)."""
+def face_video(face: PhotoFace, mode: str, generated: np.ndarray, version: int | None = None) -> np.ndarray:
+    """uint8 [T, S, S, 3] from the checkpoint's video uint8 [T, s, s, 3] of model_input(face, mode, version)."""
     from fv.engine.motion_transfer import resize_video, transfer_video
     mode = parse_mode(mode)
     if mode == "pixels":
         return resize_video(generated, face.size)
     allow = template_mouth(face.size) if face.aligned is None else _mouth(face.aligned)
-    matrix = standin(generated.shape[1])[1] if mode == "transfer" else None
+    matrix = standin(generated.shape[1], version)[1] if mode == "transfer" else None
     return transfer_video(face.hires, generated, matrix, allow=allow)
 
 
@@ -142,8 +151,10 @@ def render(eng, face: PhotoFace, emotion: int, seed: int, mode: str = DEFAULT_MO
            progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(uint8 [32, S, S, 3] the face video, uint8 [32, s, s, 3] what the checkpoint generated for it)."""
     from fv.engine.requests import RenderRequest
-    generated = eng.render_requests([RenderRequest(model_input(face, mode), emotion, seed)], progress=progress)[0]
-    return face_video(face, mode, generated), generated
+    version = standin_version(eng.config)
+    generated = eng.render_requests([RenderRequest(model_input(face, mode, version), emotion, seed)],
+                                    progress=progress)[0]
+    return face_video(face, mode, generated, version), generated
 
 
 def pasted(face: PhotoFace, video: np.ndarray) -> np.ndarray:
@@ -159,11 +170,5 @@ def pasted(face: PhotoFace, video: np.ndarray) -> np.ndarray:
 def trained_on_synthetic(config) -> bool:
     """Whether a RunConfig's training data (RunConfig.data) is a synthetic set: its meta.json's name or
     source says "synthetic", or, where the folder is not on this machine, its name starts with "synth"."""
-    if not config.data:
-        return False
-    root = Path(config.data)
-    try:
-        meta = json.loads((root / "meta.json").read_text())
-        return "synthetic" in (str(meta.get("name", "")), str(meta.get("source", "")))
-    except (OSError, ValueError):
-        return root.name.lower().startswith("synth")
+    from fv.engine.config import learned_synth_version
+    return learned_synth_version(config) > 0

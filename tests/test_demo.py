@@ -10,7 +10,7 @@ from fv.engine.labels import EMOTIONS
 
 @pytest.mark.slow
 def test_demo_trains_and_renders(tmp_path):
-    make_synthetic(tmp_path / "data" / "synth", version=1, n_identities=4, n_test_identities=2, takes=1, workers=1,
+    make_synthetic(tmp_path / "data" / "synth", n_identities=4, n_test_identities=2, takes=1, workers=1,
                    progress=False)
     logs = []
     result = run_demo(tmp_path, baseline_steps=2, dm_steps=2, n_faces=1, sample_steps=2, progress=False,

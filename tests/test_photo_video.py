@@ -9,8 +9,8 @@ import pytest
 
 from fv.engine.config import default_config
 from fv.engine.faces import face_targets, warp_affine
-from fv.photo_video import (DEFAULT_MODE, MODES, RenderModeError, modes_help, parse_mode, standin, template_mouth,
-                            trained_on_synthetic)
+from fv.photo_video import (DEFAULT_MODE, MODES, RenderModeError, modes_help, parse_mode, standin, standin_version,
+                            template_mouth, trained_on_synthetic)
 
 
 def test_modes_parse_and_explain_themselves():
@@ -21,10 +21,10 @@ def test_modes_parse_and_explain_themselves():
         parse_mode("warp")
 
 
-@pytest.mark.parametrize("size", [64, 16])
-def test_stand_in_eyes_land_on_the_template(size):
+@pytest.mark.parametrize("size, version", [(64, 1), (16, 1), (64, 2), (16, 2)])
+def test_stand_in_eyes_land_on_the_template(size, version):
     """Mapped by its matrix, the stand-in's pupils (the darkest spots) sit on the template's eye centres."""
-    face, m = standin(size)
+    face, m = standin(size, version)
     aligned = warp_affine(face, m, size, size).astype(float).sum(-1)
     for x, y in face_targets(size):
         r = max(2, size // 16)
@@ -51,3 +51,16 @@ def test_trained_on_synthetic_reads_the_data_folder(tmp_path):
     assert not trained_on_synthetic(cfg.replace(data=str(mug)))           # meta.json wins over the name
     assert trained_on_synthetic(cfg.replace(data="/elsewhere/data/synth"))  # not here: the folder's name
     assert not trained_on_synthetic(cfg.replace(data="/elsewhere/data/mug"))
+
+
+def test_stand_in_is_drawn_as_the_checkpoints_training_faces():
+    from fv.engine.config import RunConfig
+    cfg = default_config("onlyDM")
+    assert standin_version(cfg.replace(data="/x/synth", synth_version=2)) == 2
+    # a synthetic-trained checkpoint saved before the version was recorded learned version 1
+    old = cfg.to_dict()
+    del old["synth_version"]
+    old["data"] = "data/synth"
+    assert RunConfig.from_dict(old).synth_version == 0 and standin_version(RunConfig.from_dict(old)) == 1
+    assert standin_version(cfg.replace(data="/x/mug")) is None            # real faces: fv's default stand-in
+    assert RunConfig.from_dict(cfg.replace(synth_version=2).to_dict()).synth_version == 2

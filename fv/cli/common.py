@@ -72,5 +72,5 @@ def ensure_data(path: Path, explicit: bool) -> Path:
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:   # under torchrun every process would write it at once
         raise DatasetError(f"no data at {path}; make it before a multi-process run: `fv data synth {path}`")
     from fv.data.synth import make_synthetic
-    info(f"[fv] no data at {path}: generating the synthetic data set there (once, about a minute)")
+    info(f"[fv] no data at {path}: generating the synthetic data set there (once, a few minutes)")
     return make_synthetic(path)

@@ -21,9 +21,10 @@ def synth(out: Path = typer.Argument(..., help="Output folder."),
           takes: int = typer.Option(2, help="Takes per identity and emotion."),
           seed: int = typer.Option(0, help="Random seed."),
           size224: bool = typer.Option(False, help="Also write 224x224 clips (expression embedder input)."),
-          version: int = typer.Option(1, "--version", help="Generator: 1 = the drawing the shipped checkpoints were "
-                                      "trained on (default); 2 = faces on fv's alignment template moved by measured "
-                                      "AU motion, with ground-truth flow and occlusion (in progress, issue 13)."),
+          version: int = typer.Option(2, "--version", help="Generator: 2 (default, what the shipped checkpoints "
+                                      "learned) = faces on fv's alignment template moved by AU motion measured on a "
+                                      "real face, with ground-truth flow and occlusion; 1 = the earlier drawing "
+                                      "(AUs redraw the parts, own framing)."),
           ) -> None:
     """Generate the synthetic data set: procedural faces performing the six emotions through action units."""
     from fv.data.synth import make_synthetic

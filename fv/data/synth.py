@@ -26,7 +26,8 @@ from fv.data.synth_face import (AUS, DEFAULT_VERSION, LATEST_VERSION, VERSIONS, 
 from fv.engine.atomic import atomic_path
 from fv.engine.labels import EMOTIONS, N_FRAMES, parse_emotion
 
-__all__ = ["AUS", "DEFAULT_VERSION", "EMOTION_AUS", "LATEST_VERSION", "VERSIONS", "Identity", "SynthInputError", "au_trajectory",
+__all__ = ["AUS", "DEFAULT_VERSION", "EMOTION_AUS", "EMOTION_AUS_V2", "LATEST_VERSION", "VERSIONS", "Identity",
+           "SynthInputError", "au_trajectory", "emotion_aus",
            "head_motion", "make_synthetic", "render_clip", "render_clip_motion", "render_frame", "sample_identity",
            "synthetic_identity"]
 
@@ -39,6 +40,19 @@ EMOTION_AUS: dict[str, dict[str, float]] = {
     "sadness": {"AU1": 1.0, "AU4": 0.6, "AU15": 1.0},
     "surprise": {"AU1": 1.0, "AU2": 1.0, "AU5": 0.9, "AU26": 1.0},
 }
+# Version 2 (motion "field") moves the face instead of redrawing it, and two prototypes then read as other
+# emotions to the FER classifier: anger's lid raise (AU5) widens the eyes into surprise (0.6 -> 0.3) and fear's
+# jaw drop (AU26) under the stretched lips opens a grin (0.5 -> 0.3). The AUs are EMFACS's all the same.
+EMOTION_AUS_V2: dict[str, dict[str, float]] = {
+    **EMOTION_AUS,
+    "anger": {**EMOTION_AUS["anger"], "AU5": 0.3},
+    "fear": {**EMOTION_AUS["fear"], "AU26": 0.3},
+}
+
+
+def emotion_aus(version: int) -> dict[str, dict[str, float]]:
+    """The emotion prototypes a generator version animates (AU -> apex weight)."""
+    return EMOTION_AUS if synth_style(version).motion == "drawn" else EMOTION_AUS_V2
 # Onset and offset ramp lengths in frames (10%..90% spans are ~0.6 of these): surprise is fast,
 # sadness slow; offsets are slower than onsets.
 RAMPS: dict[str, tuple[float, float]] = {
@@ -53,7 +67,8 @@ def _ramp(x: np.ndarray) -> np.ndarray:
     return 0.5 - 0.5 * np.cos(np.pi * np.clip(x, 0.0, 1.0))
 
 
-def au_trajectory(emotion: str, rng: np.random.Generator) -> np.ndarray:
+def au_trajectory(emotion: str, rng: np.random.Generator,
+                  recipes: dict[str, dict[str, float]] = EMOTION_AUS) -> np.ndarray:
     """Per-frame AU intensities float32 [32, len(AUS)] in [0, 1] for one video of `emotion`.
 
     a_k(t) = w_k * I * g_k * min(R((t - s_on)/d_on), 1 - R((t - s_off)/d_off)) * (1 + wobble(t)),
@@ -65,7 +80,7 @@ def au_trajectory(emotion: str, rng: np.random.Generator) -> np.ndarray:
     shift_on, shift_off = 0.5 * rng.uniform(-1.0, 1.0) + 0.5 * rng.uniform(-1.0, 1.0, 2)  # shared + own
     apex = rng.uniform(0.8, 1.0)
     out = np.zeros((N_FRAMES, len(AUS)), np.float64)
-    for au, w in EMOTION_AUS[name].items():
+    for au, w in recipes[name].items():
         lag = rng.uniform(-0.4, 0.4)
         s_on = ONSET_CENTRE + shift_on + lag - d_on / 2
         s_off = OFFSET_CENTRE + shift_off + lag - d_off / 2
@@ -148,7 +163,7 @@ def _render_identity(job: tuple[int, int, int, bool, int]) -> dict[str, np.ndarr
     for e, name in enumerate(EMOTIONS):
         for take in range(takes):
             rng = np.random.default_rng([seed, index, 1 + e, take])
-            a = au_trajectory(name, rng)
+            a = au_trajectory(name, rng, emotion_aus(version))
             frames, flow, occ = render_clip_motion(idt, a, 64, head_motion(rng), version=version)
             out["c64"].append(frames)
             if flow is not None:
@@ -211,7 +226,7 @@ def make_synthetic(out, n_identities: int = 60, n_test_identities: int = 12, tak
                 del got["c224"]                # closes the memory map before it is published
     write_meta(root, name="synthetic", source="synthetic", aus=list(AUS), seed=seed,
                n_identities=n_identities, test_subjects=[f"synth{i:03d}" for i in splits["test"]],
-               takes=takes, emotion_aus=EMOTION_AUS, size224=size224, synth_version=version,
+               takes=takes, emotion_aus=emotion_aus(version), size224=size224, synth_version=version,
                synth_style=dataclasses.asdict(VERSIONS[version]))
     return root
 

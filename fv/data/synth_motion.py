@@ -20,23 +20,26 @@ percentiles over the frames (benchmarks/pexels_motion.py prints them) give each 
     upper lip (51)                                                        0.203
     lower lip (57)                        0.165          0.169            0.335
 Per AU (IOD): AU12 raises the corners 0.25 and pulls each out 0.13 (half the widening); AU15 lowers them
-0.21; AU20 stretches each 0.13 out (0.03 down); AU23 narrows each 0.086 (half the narrowing); AU26 drops the
+0.21; AU20 stretches each 0.15 out and 0.15 down (set by hand: with the 0.03 down first read from the fear
+frames, fear's stretched open mouth was a grin to the FER classifier), the lower lip 0.10; AU23 narrows each 0.086 (half the narrowing); AU26 drops the
 chin 0.34 (its span; the lower lip goes with it: the lip gap spans 0.31); AU16 lowers the lower lip 0.17;
 AU1 raises the inner brows 0.149, AU2 the outer 0.201 (their spans); AU4 lowers the inner brows 0.10 and pulls
 each in 0.081 (half the distance span); AU5 raises the upper lid 0.096; AU6 and AU7 raise the lower lid 0.053
 (AU6 the cheek below it 0.08, 1.5x the lid, as FACS has the cheek push the lid up; AU7 lowers the upper lid
 0.03); AU9 lifts the nose wings 0.155 and the upper lip 0.14 (0.7 of its span, the rest being its fall with
 the jaw) and lowers the inner brows 0.04. The video shows no anger or disgust: AU4, AU9 and AU23 are read
-from the same landmarks moving in its crying and fear.
+from the same landmarks moving in its crying and fear. The posed field moves 1.8x (POSED_GAIN) further.
 
-Field. D(p) = sum_k a_k D_k(p) moves a point p of the face at rest (face units) to F(p) = p + D(p). A
+Field. One step S(p) = (POSED_GAIN / 2) sum_k a_k D_k(p) moves a point p of the face at rest (face units) to
+p + S(p); the posed field is two such steps, F(p) = p + D(p) with D(p) = S(p) + S(p + S(p)). A
 kernel D_k is a displacement v times an anisotropic Gaussian around its anchor (mirrored for the two sides
 of the face); mouth kernels act on one lip only: weight W_lo(p) = s(p) r(p) below the lip line, W_up(p) =
 (1 - s(p)) r(p) above it, s a sharp step at the line and r(p) = lens(x) + (1 - lens(x)) ramp(|y - y0| / R)
 so the two lips separate inside the mouth (a lens, closed at the corners) while the skin beyond the corners
 stretches smoothly. The jaw (AU26) moves everything below the lip line, fading out at the sides of the face
-and below the chin. The backward flow G = F^-1 solves p = u - D(p) by fixed-point iteration (D's gradient
-stays below 1: F is one-to-one, see tests); where the lips part no p exists (what frame 0 cannot show).
+and below the chin. The backward flow G = F^-1 undoes the steps, the last first, each by the fixed-point
+iteration p = u - S(p) (S's gradient stays below 1: each step, and so F, is one-to-one, see tests); where the
+lips part no p exists (what frame 0 cannot show).
 """
 
 from __future__ import annotations
@@ -52,7 +55,8 @@ from fv.data.synth_parts import EYE_Y, mouth_rest, rest_lids
 if TYPE_CHECKING:
     from fv.data.synth_face import Identity
 
-# Full-intensity displacement of each AU's anchor, IOD units (module docstring: Pexels spans).
+# Full-intensity displacement of each AU's anchor on a real face, IOD units (module docstring: Pexels spans,
+# one spontaneous actress); the field applies it POSED_GAIN times over (see below).
 MOTION_IOD: dict[str, dict[str, tuple[float, float]]] = {
     "AU1": {"inner_brow": (0.0, -0.149)},
     "AU2": {"outer_brow": (0.0, -0.201)},
@@ -64,10 +68,20 @@ MOTION_IOD: dict[str, dict[str, tuple[float, float]]] = {
     "AU12": {"lip_corner": (0.13, -0.25), "upper_lip": (0.0, -0.03), "lower_lip": (0.0, 0.05)},
     "AU15": {"lip_corner": (0.0, 0.21)},
     "AU16": {"lower_lip": (0.0, 0.17)},
-    "AU20": {"lip_corner": (0.13, 0.03), "lower_lip": (0.0, 0.04)},
+    "AU20": {"lip_corner": (0.15, 0.15), "lower_lip": (0.0, 0.10)},
     "AU23": {"lip_corner": (-0.086, 0.0)},
     "AU26": {"jaw": (0.0, 0.34)},
 }
+# Posed expressions (MUG's, the thesis' data) move further than spontaneous ones. The gain is fv's calibration,
+# not a measurement (benchmarks/synth_gain.py, the FER classifier on the default set's test clips, apex frames):
+# of 1.0 / 1.6 / 1.8 / 2.2, the best read (mean 0.27 / 0.40 / 0.42 / 0.43; version 1's drawing 0.27) among the
+# gains that read no emotion less often than version 1 does (2.2 loses surprise). At 1.8 the lip corners rise
+# ~0.45 IOD, the Pexels video's whole p1-p99 span (0.458).
+POSED_GAIN = 1.8
+# The posed field is the measured one at POSED_GAIN / _STEPS applied _STEPS times (F = F_s o F_s): a
+# composition of one-to-one maps is one-to-one, where the measured field scaled in one go folds the skin
+# (the mouth's kernels stack under the lower lip).
+_STEPS = 2
 _STEP = 0.004      # width of the lip line's step (face units): sharp, under a tenth of a pixel at 64
 _RAMP = 0.35       # r(p): lip kernels reach full strength this far (face units) above / below the lip line
 
@@ -129,11 +143,20 @@ def _jaw(idt: Identity, p: np.ndarray) -> np.ndarray:
 
 
 def displacement(idt: Identity, aus: dict[str, float], p: np.ndarray, side: int | None = None) -> np.ndarray:
-    """Forward displacement D(p) [n, 2] (face units) of rest points p [n, 2] for AU intensities `aus`.
+    """Forward displacement D(p) [n, 2] (face units) of rest points p [n, 2] for AU intensities `aus`: the
+    posed field, _STEPS steps of the measured one at POSED_GAIN / _STEPS each.
 
     side: None as the field is (lip weights from p), -1 / +1 forces p onto the upper / lower lip (the two
-    edges of the lip line, where the field is discontinuous inside the mouth)."""
+    edges of the lip line, where the field is discontinuous inside the mouth); it holds for every step."""
     p = np.asarray(p, dtype=np.float64).reshape(-1, 2)
+    q = p.copy()
+    for _ in range(_STEPS):
+        q += _step(idt, aus, q, side)
+    return q - p
+
+
+def _step(idt: Identity, aus: dict[str, float], p: np.ndarray, side: int | None = None) -> np.ndarray:
+    """One step of the field: the measured displacement at POSED_GAIN / _STEPS (module docstring)."""
     out = np.zeros_like(p)
     active = [(au, v) for au, v in aus.items() if v > 0 and au in MOTION_IOD]
     if not active:
@@ -147,7 +170,7 @@ def displacement(idt: Identity, aus: dict[str, float], p: np.ndarray, side: int 
     anc = anchors(idt)
     for au, a in active:
         for name, (vx, vy) in MOTION_IOD[au].items():
-            v = a * iod * np.array([vx, vy])
+            v = a * iod * POSED_GAIN / _STEPS * np.array([vx, vy])
             if name == "jaw":
                 out += (w_lo * _jaw(idt, p))[:, None] * v
                 continue
@@ -161,15 +184,26 @@ def displacement(idt: Identity, aus: dict[str, float], p: np.ndarray, side: int 
 def inverse(idt: Identity, aus: dict[str, float], u: np.ndarray, iters: int = 40,
             tol: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
     """Rest points p [n, 2] with p + D(p) = u for moved points u [n, 2], and bool [n] where none exists
-    (the iteration p <- u - D(p) did not settle: the parted lips)."""
-    u = np.asarray(u, dtype=np.float64).reshape(-1, 2)
+    (the parted lips): each step undone in turn, the last first."""
+    p = np.asarray(u, dtype=np.float64).reshape(-1, 2)
+    miss = np.zeros(len(p), bool)
+    for _ in range(_STEPS):
+        p, m = _inverse_step(idt, aus, p, iters, tol)
+        miss |= m
+    return p, miss
+
+
+def _inverse_step(idt: Identity, aus: dict[str, float], u: np.ndarray, iters: int,
+                  tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """p with p + S(p) = u for one step S, by the iteration p <- u - S(p) (S's gradient stays below 1); bool
+    [n] where it did not settle."""
     p = u.copy()
     todo = np.arange(len(u))
     for _ in range(iters):                                     # points that have settled stop
-        step = u[todo] - displacement(idt, aus, p[todo]) - p[todo]
+        step = u[todo] - _step(idt, aus, p[todo]) - p[todo]
         p[todo] += step
         todo = todo[np.abs(step).max(1) >= 0.01 * tol]
         if not len(todo):
             break
-    miss = np.linalg.norm(p + displacement(idt, aus, p) - u, axis=1) > tol
+    miss = np.linalg.norm(p + _step(idt, aus, p) - u, axis=1) > tol
     return p, miss

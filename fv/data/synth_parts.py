@@ -347,13 +347,15 @@ def draw_lower_face(cv: Canvas, idt: Identity, a: dict[str, float], g: dict[str,
         draw_mouth_inside(cv, in_up, in_lo, max(g12, g9, g20), max(g16, g20))
 
 
-def draw_mouth_inside(cv: Canvas, in_up: np.ndarray, in_lo: np.ndarray, show_up: float, show_lo: float) -> None:
-    """The open mouth between the inner lip lines [_N, 2]: cavity, upper teeth (more with show_up: AU12, 9,
-    20), lower teeth where show_lo (AU16, 20) > 0.05."""
+def draw_mouth_inside(cv: Canvas, in_up: np.ndarray, in_lo: np.ndarray, show_up: float, show_lo: float,
+                      upper_rest: float = 0.02) -> None:
+    """The open mouth between the inner lip lines [_N, 2]: cavity, upper teeth (upper_rest face units, more
+    with show_up: AU12, 9, 20; none when both are 0), lower teeth where show_lo (AU16, 20) > 0.05."""
     cv.fill(np.concatenate([in_up, in_lo[::-1]]), (70, 22, 28))
-    teeth_up = in_up.copy()
-    teeth_up[:, 1] = np.minimum(in_up[:, 1] + 0.02 + 0.025 * show_up, in_lo[:, 1])
-    cv.fill(np.concatenate([in_up, teeth_up[::-1]]), (238, 234, 222))
+    if upper_rest + show_up > 0:
+        teeth_up = in_up.copy()
+        teeth_up[:, 1] = np.minimum(in_up[:, 1] + upper_rest + 0.025 * show_up, in_lo[:, 1])
+        cv.fill(np.concatenate([in_up, teeth_up[::-1]]), (238, 234, 222))
     if show_lo > 0.05:
         teeth_lo = in_lo.copy()
         teeth_lo[:, 1] = np.maximum(in_lo[:, 1] - 0.03 * show_lo, in_up[:, 1])

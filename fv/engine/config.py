@@ -68,6 +68,7 @@ class TrainConfig:
     grad_clip: float | None = None
     amp: bool = True             # used on CUDA only
     ema_decay: float = 0.999
+    ema_warmup: bool = True      # d = min(decay, (1+step)/(10+step)); off for a fine-tune on the data its init learned
     seed: int = 0
     log_every: int = 10
     sample_every: int = 250
@@ -171,10 +172,12 @@ class RunConfig:
     model: GANConfig | DiffusionConfig
     train: TrainConfig = field(default_factory=TrainConfig)
     data: str = ""                          # the data folder it was trained on (informative)
+    synth_version: int = 0                  # that folder's synthetic generator version (meta.json); 0: none recorded
 
     def to_dict(self) -> dict:
         return {"setting": self.setting, "preset": self.preset, "model_type": type(self.model).__name__,
-                "model": to_dict(self.model), "train": to_dict(self.train), "data": self.data}
+                "model": to_dict(self.model), "train": to_dict(self.train), "data": self.data,
+                "synth_version": self.synth_version}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -185,10 +188,32 @@ class RunConfig:
         model = getattr(cls, "upgrade", lambda m: m)(d["model"])
         return RunConfig(setting=check_setting(d["setting"]), preset=d.get("preset", "demo"),
                          model=from_dict(cls, model),
-                         train=from_dict(TrainConfig, d["train"]), data=d.get("data", ""))
+                         train=from_dict(TrainConfig, d["train"]), data=d.get("data", ""),
+                         synth_version=int(d.get("synth_version", 0)))
 
     def replace(self, **kw) -> "RunConfig":
         return dataclasses.replace(self, **kw)
+
+
+def data_synth_version(root: str) -> int:
+    """A data folder's synthetic generator version from its meta.json: 0 for real faces; 1 for a synthetic set
+    that does not record one (it predates version 2), or, where the folder is not on this machine, for a folder
+    named synth*; 0 where nothing says it is synthetic."""
+    from pathlib import Path
+    if not root:
+        return 0
+    try:
+        meta = json.loads((Path(root) / "meta.json").read_text())
+    except (OSError, ValueError):
+        return 1 if Path(root).name.lower().startswith("synth") else 0
+    if "synthetic" not in (str(meta.get("name", "")), str(meta.get("source", ""))):
+        return 0
+    return int(meta.get("synth_version") or 1)
+
+
+def learned_synth_version(config: RunConfig) -> int:
+    """The synthetic generator version a checkpoint's RunConfig learned: recorded, or read from its data."""
+    return config.synth_version or data_synth_version(config.data)
 
 
 def _model_type(name: str | None) -> type:

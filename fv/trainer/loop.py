@@ -72,7 +72,8 @@ class Trainer:
             self.start = ckpt.step
         self.Step = step_class(config)
         if ckpt is None:
-            config = self.Step.adapt_config(config, self.data).replace(data=str(data_root))
+            config = self.Step.adapt_config(config, self.data).replace(
+                data=str(data_root), synth_version=int(self.data.meta.get("synth_version", 0) or 0))
         self.config = config
         if config.train.batch_size % self.dist.world:
             raise ValueError(f"batch size {config.train.batch_size} (global) does not divide by the "
@@ -82,7 +83,7 @@ class Trainer:
         use_amp = config.train.amp and self.device.type == "cuda"
         self.amp = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_amp else contextlib.nullcontext
         self.step = self.Step(config, self.model, self.device, self.amp, self.dist)
-        self.ema = EMA(self.step.trainable, config.train.ema_decay)
+        self.ema = EMA(self.step.trainable, config.train.ema_decay, config.train.ema_warmup)
         if ckpt is None and hasattr(self.step, "initialize"):
             self.step.initialize(self.data, log)      # e.g. the frozen GRU, the motion-code bank
         if ckpt is not None:

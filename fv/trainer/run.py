@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 from typing import Callable
 
 from fv.engine.backends.artifacts import read_config
 from fv.engine.checkpoint import LAST, expect_setting, load_model_state, read_checkpoint
-from fv.engine.config import ConfigError, check_setting, default_config
+from fv.engine.config import (ConfigError, check_setting, data_synth_version, default_config,
+                              learned_synth_version)
 from fv.engine.families import family_of
 from fv.trainer import distributed
 from fv.trainer.ema import EMA
@@ -46,6 +48,10 @@ def train_setting(setting: str, data: Path, run_dir: Path | None = None, runs_ro
         ckpt = read_checkpoint(init)
         expect_setting(ckpt, setting)
         config, keep = family.fine_tune(config, ckpt.config, init, motion)
+        # the average starts from the trained weights: on the data they learned a short fine-tune only nudges
+        # it (no warm-up); on other data (another generator version, real faces) it follows the new weights
+        other = data_synth_version(str(data)) != learned_synth_version(ckpt.config)
+        config = config.replace(train=dataclasses.replace(config.train, ema_warmup=other))
     elif fresh:
         config = family.fresh_run(config, motion)
     trainer = Trainer(config, data, run_dir, device=device, resume=resume, progress=progress, log=log,
@@ -60,9 +66,7 @@ def train_setting(setting: str, data: Path, run_dir: Path | None = None, runs_ro
         if ema:
             trainer.ema.load(ema)
         else:                                   # a packed checkpoint: its weights are the EMA weights
-            trainer.ema = EMA(trainer.step.trainable, trainer.config.train.ema_decay)
-        # the average starts from trained weights: no warm-up, so a short fine-tune only nudges it
-        trainer.ema.warmup = False
+            trainer.ema = EMA(trainer.step.trainable, trainer.config.train.ema_decay, trainer.config.train.ema_warmup)
         log(f"initialised from {init} (step {ckpt.step})")
     try:
         return trainer.fit()

@@ -93,3 +93,33 @@ def test_objective_flags_choose_what_a_fresh_run_diffuses_and_refuse_what_they_c
     with pytest.raises(ConfigError, match="init"):
         train_setting("onlyDM", tiny_data, run_dir=tmp_path / "ft", overrides=ONE_STEP, init=out,
                       objective="frame-eps", **QUIET)
+
+
+def _synthetic_copy(src: Path, dst: Path, version: int) -> Path:
+    """The tiny clips again, with a meta.json saying they were drawn by synthetic generator `version`."""
+    import shutil
+
+    from fv.data.layout import write_meta
+    shutil.copytree(src, dst)
+    write_meta(dst, name="synthetic", source="synthetic", synth_version=version)
+    return dst
+
+
+def test_the_average_follows_a_fine_tune_on_other_data_and_resumes_exactly(tiny_data, tmp_path):
+    v1, v2 = _synthetic_copy(tiny_data, tmp_path / "v1", 1), _synthetic_copy(tiny_data, tmp_path / "v2", 2)
+    start = Trainer(tiny_gan_config("baseline", steps=1), v1, tmp_path / "start", **QUIET).fit()
+    assert read_checkpoint(start).config.synth_version == 1
+    two = dict(ONE_STEP, steps=2, ckpt_every=1)
+    for data, warmup in ((v1, False), (v2, True)):   # same data: a nudge; another version: a warm-up
+        whole = train_setting("baseline", data, run_dir=tmp_path / f"w{warmup}", overrides=two, resume=False,
+                              init=start, **QUIET)
+        cfg = read_checkpoint(whole).config
+        assert cfg.train.ema_warmup is warmup and cfg.synth_version == read_checkpoint(start).config.synth_version + warmup
+        # stop after step 1, resume to 2: the same average as the uninterrupted run (the flag is in the config)
+        train_setting("baseline", data, run_dir=tmp_path / f"r{warmup}", overrides=dict(two, steps=1),
+                      resume=False, init=start, **QUIET)
+        resumed = train_setting("baseline", data, run_dir=tmp_path / f"r{warmup}", overrides=two, resume=True,
+                                **QUIET)
+        a, b = read_checkpoint(whole).section("ema"), read_checkpoint(resumed).section("ema")
+        for k in a:
+            torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
