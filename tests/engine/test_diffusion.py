@@ -1,4 +1,5 @@
-"""DiffusionSchedule and respacing against hand formulas in float64 (thesis 2.4.6, 3.2.1, 3.2.3)."""
+"""DiffusionSchedule, respacing and clipped sampling chains against hand formulas in float64 (thesis 2.4.6,
+3.2.1, 3.2.3)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from fv.engine.diffusion import (
     space_timesteps,
     timestep_pairs,
 )
+from fv.engine.samplers import NoiseSource, sample
 
 L = 1000
 
@@ -105,11 +107,21 @@ def test_posterior_is_the_product_of_gaussians():
     mean0, var0 = s.posterior_mean_var(x0, x_t, torch.zeros(3, dtype=torch.long))
     assert torch.all(var0 == 0)
     torch.testing.assert_close(mean0, x0, rtol=0, atol=1e-9)
-    # a respaced jump t -> t_prev uses beta' = 1 - abar_t / abar_prev in the same product
-    mean_j, var_j = s.posterior_mean_var(x0, x_t, torch.tensor([500, 500, 500]), torch.tensor([480, 480, 480]))
-    alpha = ab[500] / ab[480]
-    v = 1.0 / (alpha / (1 - alpha) + 1.0 / (1 - ab[480]))
-    assert var_j[0].item() == pytest.approx(v, rel=1e-9)
+    # a respaced jump t -> t_prev uses beta' = 1 - abar_t / abar_prev in the same product, per sample
+    t, t_prev = torch.tensor([500, 999, 40]), torch.tensor([480, 749, -1])
+    mean_j, var_j = s.posterior_mean_var(x0, x_t, t, t_prev)
+    for i, (ti, pi) in enumerate(zip(t.tolist(), t_prev.tolist())):
+        a_prev = ab[pi] if pi >= 0 else 1.0
+        alpha = ab[ti] / a_prev
+        beta = 1 - alpha
+        if pi < 0:  # the jump to the data: N(x0, 0), the product's limit as 1 - abar_prev -> 0
+            assert var_j[i].item() == 0.0
+            np.testing.assert_allclose(mean_j[i].numpy(), x0[i].numpy(), rtol=0, atol=1e-12)
+            continue
+        v = 1.0 / (alpha / beta + 1.0 / (1 - a_prev))
+        m = v * (math.sqrt(alpha) * x_t[i].numpy() / beta + math.sqrt(a_prev) * x0[i].numpy() / (1 - a_prev))
+        assert var_j[i].item() == pytest.approx(v, rel=1e-9)
+        np.testing.assert_allclose(mean_j[i].numpy(), m, rtol=1e-8, atol=1e-12)
 
 
 def test_sample_timesteps_are_uniform_and_seeded():
@@ -147,6 +159,68 @@ def test_bad_inputs_raise_clear_errors():
         DiffusionSchedule(num_steps=0)
     with pytest.raises(ScheduleError):
         DiffusionSchedule(beta_end=1.5)
+
+
+# ---- whole chains with a clipped x0, against a loop written from the papers ----------------------------
+
+def toy_eps(x):
+    """A stand-in network, elementwise and affine: x0_hat = (x (1 + sqrt(1 - a) / 2) - 0.3 sqrt(1 - a)) / sqrt(a)
+    leaves [-1, 1] at high noise (sqrt(a) small), so the clip is exercised at several steps."""
+    return -0.5 * x + 0.3
+
+
+def hand_chain(x, zs, ts, sampler, eta, lo, hi):
+    """x_T -> x_0 visiting ts (ascending) from the top: x0_hat = (x - sqrt(1 - a) eps) / sqrt(a) clipped to
+    [lo, hi] and eps re-derived from it, then DDPM's posterior (Ho et al. eqs. 6-7, sigma^2 = beta-tilde, the
+    respaced beta' = 1 - a / a_prev) or DDIM's eq. 12 with sigma from eq. 16. zs[i]: the noise of step i.
+    Returns x_0 and the number of steps where the clip changed something."""
+    ab = hand_abar()
+    pairs = list(zip(ts[::-1], ts[::-1][1:] + [-1]))
+    clipped = 0
+    for i, (t, tp) in enumerate(pairs):
+        a, ap = ab[t], (ab[tp] if tp >= 0 else 1.0)
+        x0 = (x - math.sqrt(1 - a) * toy_eps(x)) / math.sqrt(a)
+        clipped += int(((x0 < lo) | (x0 > hi)).any())
+        x0 = np.minimum(np.maximum(x0, lo), hi)
+        eps = (x - math.sqrt(a) * x0) / math.sqrt(1 - a)
+        z = zs[i] if zs and tp >= 0 else 0.0  # deterministic DDIM draws nothing
+        if sampler == "ddpm":
+            beta = 1 - a / ap
+            mean = math.sqrt(ap) * beta / (1 - a) * x0 + math.sqrt(1 - beta) * (1 - ap) / (1 - a) * x
+            x = mean + math.sqrt(beta * (1 - ap) / (1 - a)) * z
+        else:
+            sigma = eta * math.sqrt((1 - ap) / (1 - a)) * math.sqrt(1 - a / ap)
+            x = math.sqrt(ap) * x0 + math.sqrt(1 - ap - sigma ** 2) * eps + sigma * z
+    return x, clipped
+
+
+@pytest.mark.parametrize("bounds", ["scalar", "elementwise"])
+@pytest.mark.parametrize("sampler,eta", [("ddpm", 0.0), ("ddim", 0.0), ("ddim", 0.6)])
+def test_clipped_chain_matches_a_hand_loop(sampler, eta, bounds):
+    seeds, shape = [5, 6], (3, 4, 4)
+    ts = list(range(0, 996, 199))                       # "ddim6" on L = 1000: stride 999 // 5 = 199
+    stochastic = sampler == "ddpm" or eta > 0
+    # every sample's own stream: x_T, then one draw per step that ends above the data
+    gens = [torch.Generator().manual_seed(s) for s in seeds]
+    x_T = torch.stack([torch.randn(shape, generator=g, dtype=torch.float64) for g in gens]).numpy()
+    zs = [torch.stack([torch.randn(shape, generator=g, dtype=torch.float64) for g in gens]).numpy()
+          for _ in range(len(ts) - 1 if stochastic else 0)]
+    if bounds == "scalar":
+        lo, hi, clip = -1.0, 1.0, 1.0
+    else:                                               # a residual target's [-1 - x_ref, 1 - x_ref]
+        x_ref = np.random.default_rng(7).uniform(-0.8, 0.8, (1, *shape))
+        lo, hi = -1.0 - x_ref, 1.0 - x_ref
+        clip = (torch.from_numpy(lo), torch.from_numpy(hi))
+    want, clipped = hand_chain(x_T, zs, ts, sampler, eta, lo, hi)
+    free, _ = hand_chain(x_T, zs, ts, sampler, eta, -np.inf, np.inf)
+    assert clipped >= 3 and np.abs(want - free).max() > 0.1  # the clip acts, at several steps
+
+    def run(clip_x0):
+        noise = NoiseSource.from_seeds(seeds, shape, dtype=torch.float64)
+        return sample(lambda x, t: toy_eps(x), noise.initial(), DiffusionSchedule(), sampler, "ddim6", eta=eta,
+                      noise=noise, clip_x0=clip_x0).numpy()
+    np.testing.assert_allclose(run(clip), want, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(run(None), free, rtol=1e-9, atol=1e-9)
 
 
 # ---- respacing -----------------------------------------------------------------------------------
