@@ -6,6 +6,9 @@ One naming scheme for every temporary: `.<stem>.<pid>.tmp<suffix>` beside `<stem
 `videos/a.npy` is written as `videos/.a.1234.tmp.npy`). The suffix stays last because some writers
 choose the format from it (cv2.imwrite) or append it when it is missing (np.save, np.savez); the pid
 keeps concurrent writers of one file apart. `stale_temps` finds what a killed writer left.
+
+A published file gets the mode a plain open() would give it (0666 less the umask), whatever mode its
+writer created the temporary with (safetensors creates 0600), so a folder's files share one mode.
 """
 
 from __future__ import annotations
@@ -25,10 +28,12 @@ def temp_path(path: str | Path) -> Path:
     return path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
 
 
-def stale_temps(folder: str | Path, stem: str) -> list[Path]:
-    """Temporaries of any writer (any pid, any suffix) of files named <stem>.* in `folder`."""
-    pattern = re.compile(rf"^\.{re.escape(stem)}\.\d+\.tmp(\.\w+)?$")
-    return [p for p in Path(folder).glob(f".{glob.escape(stem)}.*") if pattern.match(p.name)]
+def stale_temps(folder: str | Path, stem: str | None = None) -> list[Path]:
+    """Temporaries of any writer (any pid, any suffix) of files named <stem>.* in `folder` (of any file
+    when stem is None)."""
+    pattern = re.compile(rf"^\.{'.+' if stem is None else re.escape(stem)}\.\d+\.tmp(\.\w+)?$")
+    return [p for p in Path(folder).glob(f".{'*' if stem is None else glob.escape(stem)}.*")
+            if pattern.match(p.name)]
 
 
 @contextlib.contextmanager
@@ -40,6 +45,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp = temp_path(path)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())
         _fsync(tmp)
         os.replace(tmp, path)
     finally:
@@ -83,3 +89,17 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 def _fsync(path: Path) -> None:
     with open(path, "rb") as f:
         os.fsync(f.fileno())
+
+
+def _umask() -> int:
+    """The process' umask, read without setting it where Linux shows it (os.umask can only swap it, which
+    another thread creating a file at that moment would notice)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

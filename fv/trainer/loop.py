@@ -6,8 +6,10 @@ itself, on the EMA weights with the config's sampling options (fv.engine.engine.
 show what `fv render` would. A run lives in one folder:
     RUN/step_000250.safetensors ...   the newest `keep_checkpoints` checkpoints
     RUN/last.safetensors              the newest, what --resume and `fv render` pick up
-    RUN/metrics.jsonl                 one JSON line of losses every `log_every` steps
+    RUN/metrics.jsonl                 one JSON line of losses every `log_every` steps, with the seconds trained
     RUN/samples/step_000250.png       preview strips (rows = identity x emotion, 10 frames across)
+Every file is published atomically (fv.engine.atomic). Resuming first tidies what a killed run left
+(fv.trainer.run_folder): metrics past the checkpoint, temporaries, an unreadable last.safetensors.
 """
 
 from __future__ import annotations
@@ -24,17 +26,18 @@ from typing import Callable
 import torch
 
 from fv.data.layout import load_split
-from fv.engine.atomic import atomic_path
+from fv.engine.atomic import atomic_path, atomic_write_text
 from fv.engine.engine import Engine
 from fv.engine.families import build_model
-from fv.engine.checkpoint import (LAST, CheckpointError, expect_setting, load_model_state, load_optimizer,
-                                  optimizer_tensors, read_checkpoint, save_checkpoint, state_tensors)
+from fv.engine.checkpoint import (LAST, expect_setting, load_model_state, load_optimizer, optimizer_tensors,
+                                  save_checkpoint, state_tensors)
 from fv.engine.config import RunConfig
 from fv.engine.labels import EMOTIONS
 from fv.trainer.batches import EpochBatches, step_generator
 from fv.trainer import distributed
 from fv.trainer.ema import EMA
 from fv.trainer.preview import save_png, video_grid
+from fv.trainer.run_folder import METRICS, remove_stale_temps, resume_checkpoint, trim_metrics
 from fv.trainer.steps import step_class
 
 SCHEDULE = ("sample_every", "ckpt_every", "log_every", "keep_checkpoints")  # may change when resuming
@@ -59,10 +62,8 @@ class Trainer:
         self.data = load_split(data_root, "train")
         self.preview_data = _try_split(data_root, "test") or self.data
         self.start = 0
-        ckpt = None
-        last = self.run_dir / LAST
-        if resume and last.exists():
-            ckpt = read_checkpoint(last)
+        ckpt = resume_checkpoint(self.run_dir, log) if resume else None
+        if ckpt is not None:
             expect_setting(ckpt, config.setting)
             # the saved config wins (architecture, seed, ...); only the step budget may be extended
             train = _with_steps(ckpt.config.train, config.train.steps)
@@ -70,6 +71,9 @@ class Trainer:
             train = dataclasses.replace(train, **{k: v for k, v in (schedule or {}).items() if k in SCHEDULE})
             config = ckpt.config.replace(train=train)
             self.start = ckpt.step
+        # seconds trained before this process; None: a checkpoint older than the record, its metrics tell
+        self.elapsed = ckpt.meta.get("elapsed") if ckpt is not None else 0.0
+        self.t0 = time.time() - (self.elapsed or 0.0)
         self.Step = step_class(config)
         if ckpt is None:
             config = self.Step.adapt_config(config, self.data).replace(
@@ -93,7 +97,7 @@ class Trainer:
                 load_optimizer(opt, ckpt, name)
             if hasattr(self.step, "load_extra"):
                 self.step.load_extra(ckpt)
-            log(f"resuming {config.setting} from {last} at step {self.start}")
+            log(f"resuming {config.setting} from {ckpt.path} at step {self.start}")
         self.batches = EpochBatches(len(self.data), config.train.batch_size, config.train.seed)
         self.emotions = torch.from_numpy(self.data.emotions)
         self.subjects = torch.from_numpy(self.data.subject_ids)
@@ -115,7 +119,8 @@ class Trainer:
             tensors.update(t)
             groups[name] = g
         tensors.update({f"extra.{k}": v for k, v in self.step.extra_tensors().items()})
-        path = save_checkpoint(self.run_dir / f"step_{step:06d}.safetensors", self.config, step, tensors, groups)
+        path = save_checkpoint(self.run_dir / f"step_{step:06d}.safetensors", self.config, step, tensors, groups,
+                               meta={"elapsed": round(time.time() - self.t0, 2)})
         with atomic_path(self.run_dir / LAST) as tmp:
             shutil.copyfile(path, tmp)
         olds = sorted(self.run_dir.glob("step_*.safetensors"))[:-self.config.train.keep_checkpoints]
@@ -139,21 +144,31 @@ class Trainer:
         videos = engine.sample(x_ref, emo, [seed + i for i in range(len(x_ref))])
         return save_png(self.run_dir / "samples" / f"step_{step:06d}.png", video_grid(videos.cpu()), scale=2)
 
+    def tidy(self) -> None:
+        """What a killed run left: its temporaries go, metrics.jsonl is cut back to the step resumed from."""
+        gone = remove_stale_temps(self.run_dir)
+        if gone:
+            self.log(f"removed {len(gone)} temporary file(s) a killed run left in {self.run_dir}")
+        last_time = trim_metrics(self.run_dir / METRICS, self.start)
+        if self.elapsed is None:                  # an older checkpoint: the last metrics line's time, or 0
+            self.elapsed = float(last_time or 0.0)
+
     # ---- the loop -----------------------------------------------------------------------------
     def fit(self) -> Path:
         tr = self.config.train
         main = self.dist.main
         if main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            (self.run_dir / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2))
+            self.tidy()
+            atomic_write_text(self.run_dir / "config.json", json.dumps(self.config.to_dict(), indent=2))
         if self.start >= tr.steps:
             self.log(f"{self.run_dir / LAST} already reached step {self.start} of {tr.steps}; nothing to do")
             return self.run_dir / LAST
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
         cols = [TextColumn(f"[bold]{self.config.setting}"), BarColumn(), MofNCompleteColumn(),
                 TimeRemainingColumn(), TextColumn("{task.fields[losses]}")]
-        t0, last_path = time.time(), None
-        with (open(self.run_dir / "metrics.jsonl", "a") if main else contextlib.nullcontext()) as mlog, \
+        self.t0 = time.time() - (self.elapsed or 0.0)   # `time` goes on from the checkpoint's
+        with (open(self.run_dir / METRICS, "a") if main else contextlib.nullcontext()) as mlog, \
                 Progress(*cols, disable=not self.progress, transient=False) as bar:
             task = bar.add_task("train", total=tr.steps, completed=self.start, losses="")
             for step in range(self.start, tr.steps):
@@ -172,11 +187,11 @@ class Trainer:
                 if not main:
                     continue
                 if done % tr.log_every == 0 or done == tr.steps:
-                    mlog.write(json.dumps({"step": done, "time": round(time.time() - t0, 2), **losses}) + "\n")
+                    mlog.write(json.dumps({"step": done, "time": round(time.time() - self.t0, 2), **losses}) + "\n")
                     mlog.flush()
                     bar.update(task, losses=" ".join(f"{k}={v:.3f}" for k, v in list(losses.items())[:4]))
                 if done % tr.ckpt_every == 0 or done == tr.steps:
-                    last_path = self.save(done)
+                    self.save(done)
                 if tr.sample_every and (done % tr.sample_every == 0 or done == tr.steps):
                     self.preview(done)
                 bar.update(task, completed=done)

@@ -7,14 +7,14 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
-from fv.engine.backends.artifacts import read_config
-from fv.engine.checkpoint import LAST, expect_setting, load_model_state, read_checkpoint
+from fv.engine.checkpoint import expect_setting, load_model_state, read_checkpoint
 from fv.engine.config import (ConfigError, check_setting, data_synth_version, default_config,
                               learned_synth_version)
 from fv.engine.families import family_of
 from fv.trainer import distributed
 from fv.trainer.ema import EMA
 from fv.trainer.loop import Trainer
+from fv.trainer.run_folder import METRICS, checkpoint_files
 
 
 def train_setting(setting: str, data: Path, run_dir: Path | None = None, runs_root: Path = Path("runs"),
@@ -33,13 +33,10 @@ def train_setting(setting: str, data: Path, run_dir: Path | None = None, runs_ro
         config = family.with_objective(config, objective)
     run_dir = Path(run_dir or Path(runs_root) / setting)
     if not resume and run_dir.exists():
-        for p in list(run_dir.glob("*.safetensors")) + [run_dir / "metrics.jsonl"]:
+        for p in list(run_dir.glob("*.safetensors")) + [run_dir / METRICS]:
             p.unlink(missing_ok=True)
         shutil.rmtree(run_dir / "samples", ignore_errors=True)
-    fresh = not (run_dir / LAST).exists()
-    if objective is not None and not fresh and (have := read_config(run_dir / LAST).model.objective) != objective:
-        raise ConfigError(f"{run_dir} holds a {have} run: --{objective.split('-')[0]} needs --fresh or another "
-                          f"--run-dir")
+    fresh = not checkpoint_files(run_dir)   # a run resumes from last.safetensors or, unreadable, a step_*
     motion = _motion(family.motion_setting(config), motion_checkpoint)
     ckpt, keep = None, ()
     if init is not None and fresh:
@@ -69,6 +66,9 @@ def train_setting(setting: str, data: Path, run_dir: Path | None = None, runs_ro
             trainer.ema = EMA(trainer.step.trainable, trainer.config.train.ema_decay, trainer.config.train.ema_warmup)
         log(f"initialised from {init} (step {ckpt.step})")
     try:
+        if objective is not None and not fresh and (have := trainer.config.model.objective) != objective:
+            raise ConfigError(f"{run_dir} holds a {have} run: --{objective.split('-')[0]} needs --fresh or another "
+                              f"--run-dir")
         return trainer.fit()
     finally:
         distributed.teardown(trainer.dist)

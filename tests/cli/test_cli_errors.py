@@ -70,3 +70,13 @@ def test_corrupt_motion_checkpoint(tiny_data, tmp_path):
 def test_help_explains_options(cmd):
     code, out = fv(*cmd)
     assert code == 0 and "Usage" in out
+
+
+def test_run_folder_without_an_intact_checkpoint(tiny_data, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("last.safetensors", "step_000002.safetensors"):
+        (run / name).write_bytes(b"cut short")
+    code, out = fv("train", "baseline", "--data", tiny_data, "--run-dir", run, "--steps", "3")
+    assert_one_clear_line(code, out, "no intact checkpoint")
+    assert "last.safetensors, step_000002.safetensors cannot be read" in out and "--fresh" in out

@@ -83,3 +83,18 @@ def test_stale_temps_finds_any_writers_temporaries_of_one_stem(tmp_path):
     (tmp_path / ".a[1].7.tmp.json").write_text("")  # glob characters in a stem are literal
     assert [p.name for p in stale_temps(tmp_path, "a[1]")] == [".a[1].7.tmp.json"]
     assert stale_temps(tmp_path / "missing", "a") == []
+    assert sorted(p.name for p in stale_temps(tmp_path)) == sorted(names[:3] + [".ab.12.tmp.npy", ".a[1].7.tmp.json"])
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_a_published_file_gets_the_umask_mode_whatever_its_writer_made(tmp_path, umask):
+    """safetensors creates its file 0600; published, it has the mode open() gives, like its neighbours."""
+    old = os.umask(umask)
+    try:
+        with atomic_path(tmp_path / "w.bin") as t:
+            os.close(os.open(t, os.O_CREAT | os.O_WRONLY, 0o600))
+        (tmp_path / "plain.txt").write_text("")
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
+    assert modes == {"w.bin": 0o666 & ~umask, "plain.txt": 0o666 & ~umask}
