@@ -22,8 +22,8 @@ transfer-self scores its identity by barely moving, and where it moves (surprise
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -114,6 +114,23 @@ def standin_version(config) -> int | None:
     return (learned_synth_version(config) or None) if config is not None else None
 
 
+@lru_cache(maxsize=8)
+def standin_landmarks(size: int, version: int | None = None) -> np.ndarray | None:
+    """float [68, 2]: dlib's landmarks of the neutral stand-in in the crop layout at `size` (where its matrix
+    puts it; found at 256 px or more), None where dlib finds no face."""
+    import cv2
+    import numpy as np
+
+    from fv.engine.face_aligner import FaceAligner
+    from fv.engine.faces import warp_affine
+    img, m = standin(size, version)
+    up = max(1, -(-256 // size))
+    layout = cv2.resize(warp_affine(img, m, size, size), (size * up,) * 2, interpolation=cv2.INTER_CUBIC)
+    aligner = FaceAligner()
+    boxes = aligner.detect(layout)
+    return None if not boxes else (aligner.landmarks(layout, boxes[0]) + 0.5) / up - 0.5
+
+
 def template_mouth(size: int) -> np.ndarray:
     """float32 [size, size]: the mouth region of the face-centred template (for crops without landmarks)."""
     import cv2
@@ -139,7 +156,11 @@ def face_video(face: PhotoFace, mode: str, generated: np.ndarray, version: int |
         return resize_video(generated, face.size)
     allow = template_mouth(face.size) if face.aligned is None else _mouth(face.aligned)
     matrix = standin(generated.shape[1], version)[1] if mode == "transfer" else None
-    return transfer_video(face.hires, generated, matrix, allow=allow)
+    marks = None
+    if mode == "transfer" and face.aligned is not None:      # the stand-in onto the person's proportions
+        theirs = standin_landmarks(face.size, version)
+        marks = None if theirs is None else (face.aligned.landmarks[17:], theirs[17:])
+    return transfer_video(face.hires, generated, matrix, allow=allow, landmarks=marks)
 
 
 def _mouth(aligned: AlignedFace) -> np.ndarray:

@@ -12,11 +12,17 @@ Coordinates are OpenCV's: pixel centres at integers, flow [H, W, 2] = (dx, dy) i
         |F(p) + G(p + F(p))|^2 > a (|F(p)|^2 + |G(p + F(p))|^2) + b,
     and it shows new content (the inside of an opened mouth) when the generated frame departs from the
     warped generated frame 0:  max_c |I_t(p) - I_0(p + F(p))| > tau.  Both ramp softly to 1.
+  * Retargeting (optional): the motion video's neutral face rarely has the photo's proportions (mouth height
+    and width, nose, brows), and its motion, moved as it is, pulls at the wrong parts of the photo (a smile's
+    corner motion lands on the upper lip). Given matching landmarks, the motion video is first warped so its
+    landmarks sit on the photo's: V'(p) = V(T(p)) with T the thin-plate spline (Bookstein 1989) through
+    T(photo_i) = video_i, regularised by lam (the border of the frame held still); flow, occlusion and fill
+    are then measured on V'.
   * Colour match (Reinhard et al. 2001, per channel, per connected region): the generated pixels inside a
     region get the mean and standard deviation the photo has in a ring around it,
         x' = (x - mu_gen) sd_photo / sd_gen + mu_photo,
     and are blended in with the Gaussian-feathered mask: out = W (1 - m) + x' m. By default a fill only
-    darkens and keeps the photo's colours: x'' = W min(1, Y(x') / Y(W)), Y = BT.601 luma (a revealed mouth
+    darkens and keeps the photo's colours: x'' = W clip(Y(x') / Y(W), shadow, 1), Y = BT.601 luma (a revealed mouth
     interior is in shadow; no generated hue or bright teeth bar reaches the photo).
 """
 
@@ -43,11 +49,12 @@ class TransferOptions:
     fb_a: float = 0.05           # forward-backward test: relative tolerance a ...
     fb_b: float = 0.5            # ... and absolute tolerance b, in flow_size pixels^2
     tau: float = 60.0            # grey levels (0-255) from which generated content counts as new
-    feather: float = 0.015       # mask edge: Gaussian sigma as a fraction of the crop size
+    feather: float = 0.025       # mask edge: Gaussian sigma as a fraction of the crop size
     ring: float = 0.03           # colour-match ring width as a fraction of the crop size
     min_region: float = 0.0005   # regions smaller than this fraction of the crop are not filled
     darken_only: bool = True     # a fill may darken the warped crop, never brighten it (an opened mouth is in
                                  # shadow; a model's bright teeth bar must not paint over the photo)
+    shadow: float = 0.35         # ... and to no less than this share of its luma (a shadowed mouth, not a hole)
 
 
 # ----------------------------------------------------------------------------- flow
@@ -60,6 +67,29 @@ def dis_flow(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """float32 [H, W, 2] flow F with src(p) ~ dst(p + F(p)) (OpenCV's DIS, medium preset), uint8 RGB in."""
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     return dis.calc(_grey(src), _grey(dst), None)
+
+
+def tps_map(src: np.ndarray, dst: np.ndarray, size: int, lam: float = 1.0) -> np.ndarray:
+    """float32 [size, size, 2]: T(p) at every pixel centre p = (x, y) of a size-pixel frame, for the thin-plate
+    spline with T(src_i) ~ dst_i (points [n, 2] in pixels; lam: smoothing, in the kernel's units, that lets
+    noisy landmarks be missed a little), plus the frame's corners and edge midpoints held still."""
+    edge = np.array([[0, 0], [0.5, 0], [1, 0], [1, 0.5], [1, 1], [0.5, 1], [0, 1], [0, 0.5]]) * (size - 1)
+    src = np.concatenate([np.asarray(src, np.float64), edge]) / size        # unit scale: a stable system
+    dst = np.concatenate([np.asarray(dst, np.float64), edge]) / size
+    n = len(src)
+
+    def kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:           # U(r) = r^2 log r^2
+        r2 = ((a[:, None] - b[None]) ** 2).sum(-1)
+        return np.where(r2 > 0, r2 * np.log(np.maximum(r2, 1e-12)), 0.0)
+    P = np.concatenate([np.ones((n, 1)), src], 1)
+    A = np.zeros((n + 3, n + 3))
+    A[:n, :n] = kernel(src, src) + lam * 1e-3 * np.eye(n)
+    A[:n, n:], A[n:, :n] = P, P.T
+    coef = np.linalg.solve(A, np.concatenate([dst, np.zeros((3, 2))]))
+    xs = np.arange(size, dtype=np.float64)
+    grid = np.stack(np.meshgrid(xs, xs), -1).reshape(-1, 2) / size
+    out = kernel(grid, src) @ coef[:n] + np.concatenate([np.ones((len(grid), 1)), grid], 1) @ coef[n:]
+    return (out * size).reshape(size, size, 2).astype(np.float32)
 
 
 def resize_flow(flow: np.ndarray, size: int) -> np.ndarray:
@@ -141,7 +171,7 @@ def fill_occluded(warped: np.ndarray, generated: np.ndarray, mask: np.ndarray,
     if opts.darken_only:   # the warped photo's own colours, darkened by the fill's luma ratio (at most 1)
         w = warped.astype(np.float32)
         ratio = (matched @ LUMA) / np.maximum(w @ LUMA, 1.0)
-        matched = w * np.clip(ratio, 0, 1)[..., None]
+        matched = w * np.clip(ratio, opts.shadow, 1)[..., None]
     m = feather(keep.astype(np.float32), opts.feather * s)[..., None]
     out = warped.astype(np.float32) * (1 - m) + matched * m
     return np.clip(np.round(out), 0, 255).astype(np.uint8)
@@ -167,18 +197,26 @@ def check_transfer_input(crop: np.ndarray, motion: np.ndarray) -> None:
 
 
 def transfer_video(crop: np.ndarray, motion: np.ndarray, matrix: np.ndarray | None = None,
-                   opts: TransferOptions = TransferOptions(), allow: np.ndarray | None = None) -> np.ndarray:
+                   opts: TransferOptions = TransferOptions(), allow: np.ndarray | None = None,
+                   landmarks: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """crop uint8 [S, S, 3] + a generated video uint8 [T, s, s, 3] whose frame 0 is a neutral face (matrix:
     its pixels -> the crop's layout at size s, None when it already shares the crop's eye template) ->
     uint8 [T, S, S, 3]: frame t = the crop warped by the video's backward flow t -> 0 (measured at
     opts.flow_size, upscaled to S), with the video's own pixels only where it is occluded and allow
-    (float [S, S] in [0, 1], e.g. the mouth; None = anywhere, zeros = never) permits."""
+    (float [S, S] in [0, 1], e.g. the mouth; None = anywhere, zeros = never) permits. landmarks: (the
+    crop's, the video's frame 0's), matching points [n, 2] in crop pixels (the video's mapped into the crop's
+    layout): the video is retargeted onto the crop's proportions first (module docstring)."""
     check_transfer_input(crop, motion)
     if allow is not None and allow.shape != crop.shape[:2]:
         raise MotionTransferError(f"allow must be [{crop.shape[0]}, {crop.shape[1]}], got {allow.shape}")
     fill = allow is None or bool(np.any(allow > 0))
     size = crop.shape[0]
     work = resize_video(motion, opts.flow_size, matrix)              # [T, w, w, 3] in the crop's layout
+    if landmarks is not None:
+        r = opts.flow_size / size
+        T = tps_map(np.asarray(landmarks[0]) * r, np.asarray(landmarks[1]) * r, opts.flow_size)
+        work = np.stack([cv2.remap(f, T[..., 0], T[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                         for f in work])
     gen = resize_video(work, size) if fill else None                # [T, S, S, 3], only for the fills
     out = np.empty((len(motion), size, size, 3), dtype=np.uint8)
     for t in range(len(motion)):
@@ -195,4 +233,4 @@ def transfer_video(crop: np.ndarray, motion: np.ndarray, matrix: np.ndarray | No
 
 
 __all__ = ["MotionTransferError", "TransferOptions", "colour_match", "dis_flow", "fb_inconsistency", "feather",
-           "fill_occluded", "occlusion_mask", "resize_flow", "resize_video", "transfer_video", "warp"]
+           "fill_occluded", "occlusion_mask", "resize_flow", "tps_map", "resize_video", "transfer_video", "warp"]

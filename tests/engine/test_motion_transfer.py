@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from fv.engine.motion_transfer import (MotionTransferError, TransferOptions, colour_match, dis_flow,
+from fv.engine.motion_transfer import (LUMA, MotionTransferError, TransferOptions, colour_match, dis_flow,
                                        fb_inconsistency, fill_occluded, occlusion_mask, resize_flow, transfer_video,
                                        warp)
 
@@ -112,6 +112,15 @@ def test_fill_occluded_leaves_unmasked_pixels_and_fills_the_region():
     assert (fill_occluded(warped, white, mask).astype(int) <= warped).all()
     bright = fill_occluded(warped, white, mask, TransferOptions(darken_only=False))
     assert (bright.astype(int) > warped).any()                   # ... unless asked to brighten too
+    # a fill with a black hole in it: darkened to no less than shadow x the photo's luma (mask 1 in the core)
+    hole = np.full_like(warped, 255)
+    hole[38:52, 38:52] = 0
+    core = (slice(40, 50), slice(40, 50))
+    y = warped[core].astype(np.float32) @ LUMA
+    black = fill_occluded(warped, hole, mask, TransferOptions(feather=0.01, shadow=0.0))
+    assert ((black[core].astype(np.float32) @ LUMA) < 0.2 * y).any()
+    floor = fill_occluded(warped, hole, mask, TransferOptions(feather=0.01, shadow=0.35))
+    assert ((floor[core].astype(np.float32) @ LUMA) >= 0.35 * y - 1.0).all()
 
 
 def test_transfer_moves_the_crop_by_the_upscaled_motion():
@@ -145,3 +154,18 @@ def test_transfer_with_a_stand_in_matrix_and_bad_input():
         transfer_video(crop, motion[0])
     with pytest.raises(MotionTransferError, match="allow must be"):
         transfer_video(crop, motion, allow=np.ones((64, 64)))
+
+
+def test_tps_map_passes_through_its_points_and_holds_the_border():
+    from fv.engine.motion_transfer import tps_map
+    rng = np.random.default_rng(0)
+    src = rng.choice(np.arange(16, 48), (12, 2), replace=False).astype(float)   # on pixel centres: read back exactly
+    same = tps_map(src, src, 64)                       # T(p) = p: the identity on the pixel grid, by hand
+    xs = np.arange(64, dtype=np.float32)
+    grid = np.stack(np.meshgrid(xs, xs), -1)
+    np.testing.assert_allclose(same, grid, atol=1e-3)
+    dst = src + rng.normal(0, 2.0, src.shape)
+    T = tps_map(src, dst, 64, lam=0.0)                 # interpolating: T(src_i) = dst_i
+    np.testing.assert_allclose(T[src[:, 1].astype(int), src[:, 0].astype(int)], dst, atol=1e-3)
+    np.testing.assert_allclose(T[0, 0], [0, 0], atol=1e-3)            # a corner held still
+    np.testing.assert_allclose(T[63, 63], [63, 63], atol=1e-3)        # and the opposite one
