@@ -18,12 +18,14 @@ ASSETS = Path(__file__).resolve().parents[1] / "assets" / "checkpoints"
 
 def user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that mean bad input, reported as one line without a traceback."""
+    from fv.cli.validate import OptionError
     from fv.data.layout import DatasetError
     from fv.engine.checkpoint import CheckpointError
     from fv.engine.config import ConfigError
     from fv.engine.labels import UnknownEmotionError
-    errs: list[type[BaseException]] = [DatasetError, CheckpointError, ConfigError, UnknownEmotionError,
-                                       FileNotFoundError, NotADirectoryError, PermissionError]
+    # OSError last: disk full, read-only folder, permission denied, a missing file ... (one line with the path)
+    errs: list[type[BaseException]] = [OptionError, DatasetError, CheckpointError, ConfigError,
+                                       UnknownEmotionError, OSError]
     for mod, name in (("fv.engine.faces", "FaceError"), ("fv.export.errors", "ExportError"),
                       ("fv.engine.backends", "BackendError"), ("fv.metrics.errors", "MetricsError"),
                       ("fv.engine.requests", "EngineError"), ("fv.engine.render_set", "RenderSetError"),
@@ -37,9 +39,17 @@ def user_errors() -> tuple[type[BaseException], ...]:
 
 
 def fail(err: BaseException) -> None:
-    msg = str(err) or type(err).__name__
+    msg = _os_message(err) if isinstance(err, OSError) else str(err) or type(err).__name__
     from rich.markup import escape
-    console.print(f"[bold red]error:[/] {escape(msg)}", soft_wrap=True)
+    console.print(f"[bold red]error:[/] {escape(' '.join(msg.splitlines()))}", soft_wrap=True)
+
+
+def _os_message(err: OSError) -> str:
+    """`PATH: No space left on device` (the file first), whatever else the error says after it."""
+    if not err.filename:
+        return str(err) or type(err).__name__
+    paths = " -> ".join(str(p) for p in (err.filename, err.filename2) if p)
+    return f"{paths}: {err.strerror or type(err).__name__}"
 
 
 def info(msg: str) -> None:

@@ -64,6 +64,7 @@ def render_photo(face: Path, emotion: str, eng, seed: int, out: Optional[Path], 
     """Detect and align the face, render it at its own resolution (fv.photo_video's modes), write video.mp4 /
     video.gif / strip.png / input.png / generated.png (the checkpoint's own frames) (+ paste_*)."""
     from fv.data.video_io import write_gif, write_mp4, write_strip
+    from fv.engine.atomic import atomic_files
     from fv.engine.labels import CLASSES, parse_emotion
     from fv.photo_video import parse_mode, pasted, render, trained_on_synthetic
     emo, mode = parse_emotion(emotion), parse_mode(mode)
@@ -73,14 +74,16 @@ def render_photo(face: Path, emotion: str, eng, seed: int, out: Optional[Path], 
                     f"paints its cartoon pixels onto a real photo (--mode transfer moves the photo's own)")
     out = out or Path("renders") / f"{face.stem}_{CLASSES[emo]}"
     video, generated = render(eng, photo, emo, seed, mode, progress)   # uint8 [32, S, S, 3], [32, s, s, 3]
-    files = [write_mp4(out / "video.mp4", video, fps), write_gif(out / "video.gif", video, fps),
-             write_strip(out / "strip.png", video, 10), write_strip(out / "input.png", photo.hires[None], 1),
-             write_strip(out / "generated.png", generated, 10)]
-    if paste:
-        big = pasted(photo, video)
-        small = _fit(big, 720)   # GIF and strip of a large photo at most 720 px high
-        files += [write_mp4(out / "paste.mp4", big, fps), write_gif(out / "paste.gif", small, fps),
-                  write_strip(out / "paste_strip.png", small, 10)]
+    with atomic_files(out) as tmp:   # all of the files, or (a failed write) none of them
+        names = [write_mp4(tmp / "video.mp4", video, fps), write_gif(tmp / "video.gif", video, fps),
+                 write_strip(tmp / "strip.png", video, 10), write_strip(tmp / "input.png", photo.hires[None], 1),
+                 write_strip(tmp / "generated.png", generated, 10)]
+        if paste:
+            big = pasted(photo, video)
+            small = _fit(big, 720)   # GIF and strip of a large photo at most 720 px high
+            names += [write_mp4(tmp / "paste.mp4", big, fps), write_gif(tmp / "paste.gif", small, fps),
+                      write_strip(tmp / "paste_strip.png", small, 10)]
+    files = [out / p.name for p in names]
     common.info(f"[fv] {eng.setting} {CLASSES[emo]} (seed {seed}, {mode}, face {photo.size} px) -> "
                 + ", ".join(str(f) for f in files))
     return out

@@ -39,6 +39,9 @@ def train(
         "and colour stay exact. --frame (the thesis; the thesis preset's default): the frame, eps prediction. "
         "Default: the preset's (a resumed or --init run keeps its checkpoint's). The two objectives of "
         "fv.engine.diffusion.OBJECTIVES."),
+    override: bool = typer.Option(False, "--override", help="Resuming: apply --lr/--batch-size/--seed although "
+                                  "the run was trained with others (recorded in its metrics.jsonl); without it "
+                                  "a resumed run refuses them."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Train a setting of the thesis; resumable (re-run the same command to continue)."""
@@ -60,7 +63,8 @@ def train(
     path = train_setting(setting, data_dir, run_dir=run, runs_root=common.RUNS, preset=preset,
                          overrides=overrides, device=device, resume=not fresh, init=init,
                          motion_checkpoint=motion_checkpoint, progress=progress, log=common.info,
-                         objective=None if residual is None else ("residual-x0" if residual else "frame-eps"))
+                         objective=None if residual is None else ("residual-x0" if residual else "frame-eps"),
+                         override=override)
     common.info(f"[fv] checkpoint: {path}")
 
 

@@ -170,15 +170,23 @@ def load_split(root: str | Path, split: str = "train") -> VideoSplit:
     rows = list(csv.DictReader(open(d / "videos.csv", newline="")))
     if not rows:
         raise DatasetError(f"{d} holds no videos")
-    clips64 = np.load(d / "clips64.npy", mmap_mode="r")
+    clips64 = _open_array(d / "clips64.npy")
     if len(clips64) != len(rows):
         raise DatasetError(f"{d}: clips64.npy has {len(clips64)} clips but videos.csv {len(rows)} rows")
-    clips224 = np.load(d / "clips224.npy", mmap_mode="r") if (d / "clips224.npy").exists() else None
-    aus = np.load(d / "aus.npy") if (d / "aus.npy").exists() else None
+    clips224 = _open_array(d / "clips224.npy") if (d / "clips224.npy").exists() else None
+    aus = np.array(_open_array(d / "aus.npy")) if (d / "aus.npy").exists() else None
     meta = json.loads((root / "meta.json").read_text()) if (root / "meta.json").exists() else {}
-    motion = {name: np.load(d / f"{name}.npy", mmap_mode="r") if (d / f"{name}.npy").exists() else None
+    motion = {name: _open_array(d / f"{name}.npy") if (d / f"{name}.npy").exists() else None
               for name in ("flow64", "occ64")}
     for name, arr in motion.items():
         if arr is not None and arr.shape[:2] != clips64.shape[:2]:
             raise DatasetError(f"{d}: {name}.npy is {list(arr.shape)}, clips64.npy {list(clips64.shape)}")
     return VideoSplit(root, split, clips64, rows, clips224, aus, meta, **motion)
+
+
+def _open_array(path: Path) -> np.ndarray:
+    """A .npy file memory-mapped; a damaged one (bad header, truncated, not .npy) as a DatasetError naming it."""
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise DatasetError(f"{path} is not a readable .npy array (damaged or truncated): {e}") from None

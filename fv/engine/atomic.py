@@ -41,8 +41,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield the temporary path to write `path` to; on success fsync it and os.replace it into place,
     on failure remove it (the final file keeps its old content, or stays absent)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(path)
+    try:   # a read-only, full or forbidden folder fails here, with the final name (writers' own errors vary)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.touch()
+    except OSError as e:
+        raise type(e)(e.errno, e.strerror, str(path)) from None
     try:
         yield tmp
         os.chmod(tmp, 0o666 & ~_umask())
@@ -57,18 +61,55 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield an empty temporary folder to fill; on success fsync its files and replace `path` with it
     whole (a folder already at `path` is removed first), on failure remove it."""
     path = Path(path)
-    tmp = temp_path(path)
-    shutil.rmtree(tmp, ignore_errors=True)  # a folder this pid left earlier
-    tmp.mkdir(parents=True)
+    tmp = _fresh_temp_dir(path)
     try:
         yield tmp
-        for f in sorted(p for p in tmp.rglob("*") if p.is_file()):
-            _fsync(f)
+        _fsync_tree(tmp)
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def atomic_files(path: str | Path) -> Iterator[Path]:
+    """Yield an empty temporary sibling folder to fill; on success its files join the folder `path` (made
+    if missing; other files already there are kept), on failure it is removed, and so are the folders
+    made for it: a failed writer leaves `path` as it was, absent included."""
+    path = Path(path)
+    made = [p for p in (path, *path.parents) if not p.exists()]          # innermost first
+    try:
+        tmp = _fresh_temp_dir(path)
+        yield tmp
+        _fsync_tree(tmp)
+        if not path.exists():
+            os.replace(tmp, path)
+        for f in sorted(tmp.iterdir()) if tmp.exists() else ():
+            os.replace(f, path / f.name)
+    except BaseException as e:
+        tmp = temp_path(path)
+        shutil.rmtree(tmp, ignore_errors=True)
+        for p in made[1:]:
+            with contextlib.suppress(OSError):
+                p.rmdir()
+        if isinstance(e, OSError) and e.filename and tmp in Path(e.filename).parents:   # name the file's place
+            raise type(e)(e.errno, e.strerror, str(path / Path(e.filename).relative_to(tmp))) from None
+        raise
+    finally:
+        shutil.rmtree(temp_path(path), ignore_errors=True)
+
+
+def _fresh_temp_dir(path: Path) -> Path:
+    tmp = temp_path(path)
+    shutil.rmtree(tmp, ignore_errors=True)  # a folder this pid left earlier
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def _fsync_tree(folder: Path) -> None:
+    for f in sorted(p for p in folder.rglob("*") if p.is_file()):
+        _fsync(f)
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:

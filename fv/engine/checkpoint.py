@@ -12,6 +12,7 @@ Writes are atomic: a temporary file in the same folder, fsync, then os.replace.
 
 from __future__ import annotations
 
+import errno
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,7 +78,12 @@ def save_checkpoint(path: str | Path, config: RunConfig, step: int, tensors: dic
           "fv.version": __version__, "fv.torch": torch.__version__,
           "fv.optim": json.dumps(optim_groups or {}), "fv.meta": json.dumps(meta or {})}
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=md)
+        try:
+            save_file(tensors, str(tmp), metadata=md)
+        except SafetensorError as e:   # e.g. the disk filled up: an OSError naming the file, as Python's own
+            if "I/O error" not in str(e):
+                raise
+            raise OSError(errno.EIO, f"cannot write the checkpoint ({e})", str(path)) from None
     return path
 
 

@@ -76,18 +76,49 @@ class ClipTrack:
 
 # ----------------------------------------------------------------------------- image reading
 
+PHOTO_PIXELS = 2 ** 26       # larger photos (> 67 MP) are read shrunk by a whole factor k to at most this
+MAX_PHOTO_PIXELS = 10 ** 9   # larger ones (> 1 gigapixel) are refused from their header, before decoding
+
+
 def read_image(path: str | Path) -> np.ndarray:
-    """Any JPEG/PNG/... photo -> uint8 RGB [H, W, 3] (EXIF-rotated; alpha composited on white)."""
+    """Any JPEG/PNG/... photo -> uint8 RGB [H, W, 3] (EXIF-rotated; alpha composited on white). A photo of
+    more than PHOTO_PIXELS is read shrunk by the smallest whole factor k that fits (a JPEG is decoded at
+    1/2, 1/4 or 1/8 scale directly, other formats are decoded and box-averaged, Image.reduce); one of more
+    than MAX_PHOTO_PIXELS is refused. PIL's own decompression-bomb limit is lifted for this bounded size."""
     path = Path(path)
     if not path.is_file():
         raise ImageReadError(f"cannot read image {path}: no such file")
+    bomb_limit = Image.MAX_IMAGE_PIXELS
     try:
+        Image.MAX_IMAGE_PIXELS = None             # Image.open reads the header only; the size is checked here
         with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
+            w, h = im.size
+            if w * h > MAX_PHOTO_PIXELS:
+                raise ImageReadError(f"cannot read image {path}: {w}x{h} px ({w * h / 1e6:.0f} megapixels) is "
+                                     f"more than fv reads ({MAX_PHOTO_PIXELS / 1e6:.0f}); shrink it first")
+            k = int(np.ceil(np.sqrt(w * h / PHOTO_PIXELS)))
+            if k > 1:
+                im.draft(None, (-(-w // k), -(-h // k)))   # JPEG: decode at 1/2..1/8 scale; others: no-op
             im.load()
-            return _pil_to_rgb(im)
+            return _pil_to_rgb(ImageOps.exif_transpose(_shrink(im)))
+    except ImageReadError:
+        raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise ImageReadError(f"cannot read image {path}: not an image file or damaged ({e})") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = bomb_limit
+
+
+def _shrink(im: Image.Image) -> Image.Image:
+    """`im` box-averaged by the smallest whole factor that brings it to PHOTO_PIXELS (its EXIF kept)."""
+    k = int(np.ceil(np.sqrt(im.size[0] * im.size[1] / PHOTO_PIXELS)))
+    if k <= 1:
+        return im
+    if im.mode in ("P", "1"):                      # palette indices and bits do not average
+        im = im.convert("RGBA" if im.mode == "P" else "L")
+    small = im.reduce(k)
+    small.info = dict(im.info)
+    return small
 
 
 def _pil_to_rgb(im: Image.Image) -> np.ndarray:

@@ -144,7 +144,10 @@ def load_clip(path: Path, crop: str = "face", cache_dir: Path | None = None) -> 
 
     is_npy = path.suffix == ".npy"
     if is_npy:
-        arr = np.load(path, mmap_mode="r")
+        try:
+            arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError, EOFError) as e:
+            raise MetricsError(f"{path} is not a readable .npy video (damaged or truncated): {e}") from None
         if arr.dtype != np.uint8 or arr.ndim != 4 or arr.shape[-1] != 3:
             raise MetricsError(f"{path} must hold uint8 [T, H, W, 3] RGB frames, got {arr.dtype} {arr.shape}")
         if arr.shape == (N_FRAMES, SIZE, SIZE, 3):

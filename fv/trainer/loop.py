@@ -31,7 +31,7 @@ from fv.engine.engine import Engine
 from fv.engine.families import build_model
 from fv.engine.checkpoint import (LAST, expect_setting, load_model_state, load_optimizer, optimizer_tensors,
                                   save_checkpoint, state_tensors)
-from fv.engine.config import RunConfig
+from fv.engine.config import ConfigError, RunConfig
 from fv.engine.labels import EMOTIONS
 from fv.trainer.batches import EpochBatches, step_generator
 from fv.trainer import distributed
@@ -41,6 +41,7 @@ from fv.trainer.run_folder import METRICS, remove_stale_temps, resume_checkpoint
 from fv.trainer.steps import step_class
 
 SCHEDULE = ("sample_every", "ckpt_every", "log_every", "keep_checkpoints")  # may change when resuming
+TRAJECTORY = ("lr", "batch_size", "seed")   # a resumed run refuses other values of these, unless overridden
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -52,7 +53,7 @@ def pick_device(name: str = "auto") -> torch.device:
 class Trainer:
     def __init__(self, config: RunConfig, data_root: str | Path, run_dir: str | Path,
                  device: str = "auto", resume: bool = True, progress: bool = True,
-                 log: Callable[[str], None] = print, schedule: dict | None = None):
+                 log: Callable[[str], None] = print, schedule: dict | None = None, override: bool = False):
         self.run_dir = Path(run_dir)
         self.dist = distributed.from_env()               # torchrun: one process per GPU, DDP
         self.device = distributed.setup(self.dist, pick_device(device))
@@ -61,14 +62,16 @@ class Trainer:
         self.progress = progress and self.dist.main
         self.data = load_split(data_root, "train")
         self.preview_data = _try_split(data_root, "test") or self.data
-        self.start = 0
+        self.start, self.overridden = 0, {}
         ckpt = resume_checkpoint(self.run_dir, log) if resume else None
         if ckpt is not None:
             expect_setting(ckpt, config.setting)
             # the saved config wins (architecture, seed, ...); only the step budget may be extended
             train = _with_steps(ckpt.config.train, config.train.steps)
-            # what only schedules output (previews, checkpoints, logs) may change; the trajectory may not
-            train = dataclasses.replace(train, **{k: v for k, v in (schedule or {}).items() if k in SCHEDULE})
+            # what only schedules output (previews, checkpoints, logs) may change; the trajectory only when asked
+            self.overridden = _changed(self.run_dir, train, schedule or {}, override)
+            train = dataclasses.replace(train, **{k: v for k, v in (schedule or {}).items()
+                                                  if k in SCHEDULE or k in self.overridden})
             config = ckpt.config.replace(train=train)
             self.start = ckpt.step
         # seconds trained before this process; None: a checkpoint older than the record, its metrics tell
@@ -171,6 +174,10 @@ class Trainer:
         with (open(self.run_dir / METRICS, "a") if main else contextlib.nullcontext()) as mlog, \
                 Progress(*cols, disable=not self.progress, transient=False) as bar:
             task = bar.add_task("train", total=tr.steps, completed=self.start, losses="")
+            if main and self.overridden:   # the run's record says where its trajectory changed
+                mlog.write(json.dumps({"step": self.start, "override": self.overridden}) + "\n")
+                self.log(f"--override at step {self.start}: " + ", ".join(
+                    f"{k} {v['was']} -> {v['now']}" for k, v in self.overridden.items()))
             for step in range(self.start, tr.steps):
                 self.model.train()
                 # every process draws its own random numbers (rank 0's equal a single-process run's)
@@ -197,6 +204,18 @@ class Trainer:
                 bar.update(task, completed=done)
         self.dist.barrier()   # the others wait for rank 0's last checkpoint
         return self.run_dir / LAST
+
+
+def _changed(run_dir: Path, train, given: dict, override: bool) -> dict:
+    """{option: {"was": saved, "now": given}} for the TRAJECTORY options given with other values than the
+    resumed run's; a ConfigError naming them unless `override`."""
+    changed = {k: {"was": getattr(train, k), "now": v} for k, v in given.items()
+               if k in TRAJECTORY and getattr(train, k) != v}
+    if changed and not override:
+        diff = ", ".join(f"--{k.replace('_', '-')} {v['now']} (saved: {v['was']})" for k, v in changed.items())
+        raise ConfigError(f"the run in {run_dir} was trained with other options: {diff}; resume without them, or pass "
+                          f"--override to change them (recorded in metrics.jsonl), or --fresh to start over")
+    return changed
 
 
 def _with_steps(train, steps):

@@ -20,9 +20,12 @@ from fv.trainer.run_folder import METRICS, checkpoint_files
 def train_setting(setting: str, data: Path, run_dir: Path | None = None, runs_root: Path = Path("runs"),
                   preset: str = "demo", overrides: dict | None = None, device: str = "auto",
                   resume: bool = True, init: Path | None = None, motion_checkpoint: Path | None = None,
-                  progress: bool = True, log: Callable[[str], None] = print, objective: str | None = None) -> Path:
+                  progress: bool = True, log: Callable[[str], None] = print, objective: str | None = None,
+                  override: bool = False) -> Path:
     """objective: "frame-eps" | "residual-x0" for a fresh diffusion run (fv.engine.diffusion.OBJECTIVES);
-    None keeps the preset's (demo: residual-x0, thesis: frame-eps), or the resumed / initial checkpoint's."""
+    None keeps the preset's (demo: residual-x0, thesis: frame-eps), or the resumed / initial checkpoint's.
+    override: a resumed run takes the given lr / batch_size / seed (fv.trainer.loop.TRAJECTORY) instead of
+    refusing them."""
     setting = check_setting(setting)
     config = default_config(setting, preset, **(overrides or {}))
     family = family_of(config)
@@ -52,7 +55,7 @@ def train_setting(setting: str, data: Path, run_dir: Path | None = None, runs_ro
     elif fresh:
         config = family.fresh_run(config, motion)
     trainer = Trainer(config, data, run_dir, device=device, resume=resume, progress=progress, log=log,
-                      schedule=overrides)
+                      schedule=overrides, override=override)
     if ckpt is not None:
         _fresh_subject_head(trainer.model, ckpt, log)
         for name in keep:   # modules the trainer set up itself (the --motion-checkpoint GRU), not the init's
