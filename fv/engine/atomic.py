@@ -45,6 +45,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:   # a read-only, full or forbidden folder fails here, with the final name (writers' own errors vary)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp.touch()
+        tmp.unlink()   # the writer makes the file: one that makes none fails below, as before
     except OSError as e:
         raise type(e)(e.errno, e.strerror, str(path)) from None
     try:

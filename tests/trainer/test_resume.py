@@ -5,6 +5,7 @@ import torch
 from safetensors.torch import load_file
 
 from fv.engine.checkpoint import CheckpointError
+from fv.engine.config import ConfigError
 from fv.trainer.loop import Trainer
 from tests.tiny import tiny_gan_config
 
@@ -49,10 +50,13 @@ def test_checkpoints_rotate_and_metrics_are_logged(tiny_data, tmp_path):
 
 def test_resume_takes_new_output_schedule_but_keeps_the_trajectory(tiny_data, tmp_path):
     Trainer(tiny_gan_config(steps=2, ckpt_every=2, sample_every=2), tiny_data, tmp_path, progress=False).fit()
-    t = Trainer(tiny_gan_config(steps=3, sample_every=0, ckpt_every=1, lr=0.5), tiny_data, tmp_path,
-                progress=False, log=lambda m: None, schedule={"sample_every": 0, "ckpt_every": 1, "lr": 0.5})
+    with pytest.raises(ConfigError, match="--lr 0.5"):               # lr is part of the trajectory: refused
+        Trainer(tiny_gan_config(steps=3, lr=0.5), tiny_data, tmp_path, progress=False, log=lambda m: None,
+                schedule={"sample_every": 0, "ckpt_every": 1, "lr": 0.5})
+    t = Trainer(tiny_gan_config(steps=3, sample_every=0, ckpt_every=1), tiny_data, tmp_path,
+                progress=False, log=lambda m: None, schedule={"sample_every": 0, "ckpt_every": 1})
     assert t.start == 2 and t.config.train.sample_every == 0 and t.config.train.ckpt_every == 1
-    assert t.config.train.lr == tiny_gan_config().train.lr        # lr is part of the trajectory: kept
+    assert t.config.train.lr == tiny_gan_config().train.lr
 
 
 def test_dropout_resumes_exactly(tiny_data, tmp_path):
