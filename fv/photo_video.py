@@ -111,7 +111,7 @@ def standin_version(config) -> int | None:
     """The generator version of the stand-in for a checkpoint's RunConfig: the one its synthetic training faces
     were drawn by (1 for one that predates version 2); None (fv's default) for one trained on real faces."""
     from fv.engine.config import learned_synth_version
-    return (learned_synth_version(config) or None) if config is not None else None
+    return learned_synth_version(config) or None
 
 
 @lru_cache(maxsize=8)

@@ -31,7 +31,7 @@ from fv.engine.engine import Engine
 from fv.engine.families import build_model
 from fv.engine.checkpoint import (LAST, expect_setting, load_model_state, load_optimizer, optimizer_tensors,
                                   save_checkpoint, state_tensors)
-from fv.engine.config import ConfigError, RunConfig
+from fv.engine.config import ConfigError, RunConfig, data_synth_version
 from fv.engine.labels import EMOTIONS
 from fv.trainer.batches import EpochBatches, step_generator
 from fv.trainer import distributed
@@ -80,7 +80,7 @@ class Trainer:
         self.Step = step_class(config)
         if ckpt is None:
             config = self.Step.adapt_config(config, self.data).replace(
-                data=str(data_root), synth_version=int(self.data.meta.get("synth_version", 0) or 0))
+                data=str(data_root), synth_version=data_synth_version(str(data_root)))
         self.config = config
         if config.train.batch_size % self.dist.world:
             raise ValueError(f"batch size {config.train.batch_size} (global) does not divide by the "

@@ -23,7 +23,7 @@ from fv.engine.motion_transfer import warp   # frame 0 pulled through a backward
 
 HERE = Path(__file__).resolve().parent
 ZERO = np.zeros(len(AUS))
-# the renderer defaults to version 1 (what the shipped checkpoints learned); this module tests version 2
+# this module tests version 2 (fv's default, said explicitly: version 1 is tested in test_synth.py)
 render_frame = functools.partial(render_frame, version=2)
 render_frame_motion = functools.partial(render_frame_motion, version=2)
 
