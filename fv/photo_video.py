@@ -114,23 +114,6 @@ def standin_version(config) -> int | None:
     return learned_synth_version(config) or None
 
 
-@lru_cache(maxsize=8)
-def standin_landmarks(size: int, version: int | None = None) -> np.ndarray | None:
-    """float [68, 2]: dlib's landmarks of the neutral stand-in in the crop layout at `size` (where its matrix
-    puts it; found at 256 px or more), None where dlib finds no face."""
-    import cv2
-    import numpy as np
-
-    from fv.engine.face_aligner import FaceAligner
-    from fv.engine.faces import warp_affine
-    img, m = standin(size, version)
-    up = max(1, -(-256 // size))
-    layout = cv2.resize(warp_affine(img, m, size, size), (size * up,) * 2, interpolation=cv2.INTER_CUBIC)
-    aligner = FaceAligner()
-    boxes = aligner.detect(layout)
-    return None if not boxes else (aligner.landmarks(layout, boxes[0]) + 0.5) / up - 0.5
-
-
 def template_mouth(size: int) -> np.ndarray:
     """float32 [size, size]: the mouth region of the face-centred template (for crops without landmarks)."""
     import cv2
@@ -154,13 +137,56 @@ def face_video(face: PhotoFace, mode: str, generated: np.ndarray, version: int |
     mode = parse_mode(mode)
     if mode == "pixels":
         return resize_video(generated, face.size)
+    if mode == "transfer" and _readout_fits(version):   # the generator's own motion (fv.engine.standin_motion)
+        from fv.data.synth import synthetic_identity
+        from fv.engine.au_readout import load, read
+        from fv.engine.standin_motion import au_track, retarget, standin_transfer
+        v = _version(version)
+        aus = au_track(read(load(), generated))
+        rt = retarget(face.size, standin(face.size, v)[1], face_landmarks(face), standin_landmarks(face.size, v))
+        return standin_transfer(face.hires, aus, synthetic_identity(*STANDIN), v, rt)
+    # transfer-self, or a stand-in without a motion field (version 1): dense optical flow, filled in the mouth
     allow = template_mouth(face.size) if face.aligned is None else _mouth(face.aligned)
     matrix = standin(generated.shape[1], version)[1] if mode == "transfer" else None
-    marks = None
-    if mode == "transfer" and face.aligned is not None:      # the stand-in onto the person's proportions
-        theirs = standin_landmarks(face.size, version)
-        marks = None if theirs is None else (face.aligned.landmarks[17:], theirs[17:])
-    return transfer_video(face.hires, generated, matrix, allow=allow, landmarks=marks)
+    return transfer_video(face.hires, generated, matrix, allow=allow)
+
+
+def _version(version: int | None) -> int:
+    from fv.data.synth_face import DEFAULT_VERSION
+    return DEFAULT_VERSION if version is None else int(version)
+
+
+def _readout_fits(version: int | None) -> bool:
+    """Whether the shipped AU readout was fitted on faces of the stand-in's generator version."""
+    from fv.engine.au_readout import load
+    return load().version == _version(version)
+
+
+def face_landmarks(face: PhotoFace) -> np.ndarray | None:
+    """float [68, 2] the face's landmarks in its S-pixel crop: the alignment's, or dlib's on an aligned crop
+    (None where it finds no face)."""
+    if face.aligned is not None:
+        return face.aligned.landmarks
+    from fv.engine.face_aligner import FaceAligner
+    aligner = FaceAligner()
+    boxes = aligner.detect(face.hires)
+    return aligner.landmarks(face.hires, boxes[0]) if boxes else None
+
+
+@lru_cache(maxsize=8)
+def standin_landmarks(size: int, version: int | None = None) -> np.ndarray | None:
+    """float [68, 2]: dlib's landmarks of the neutral stand-in in the crop layout at `size` (where its matrix
+    puts it; found at 256 px or more), None where dlib finds no face."""
+    import cv2
+
+    from fv.engine.face_aligner import FaceAligner
+    from fv.engine.faces import warp_affine
+    img, m = standin(size, version)
+    up = max(1, -(-256 // size))
+    layout = cv2.resize(warp_affine(img, m, size, size), (size * up,) * 2, interpolation=cv2.INTER_CUBIC)
+    aligner = FaceAligner()
+    boxes = aligner.detect(layout)
+    return None if not boxes else (aligner.landmarks(layout, boxes[0]) + 0.5) / up - 0.5
 
 
 def _mouth(aligned: AlignedFace) -> np.ndarray:

@@ -238,17 +238,8 @@ def _field(identity: Identity, aus: np.ndarray, st: _Setup, pose) -> tuple[np.nd
     A = _view(identity, st)
     M = np.vstack([_pose_warp(A, canvas, pose) if pose is not None and not st.eye_aligned else np.eye(3)[:2],
                    [0, 0, 1]]) @ np.vstack([A, [0, 0, 1]])      # face units -> moved canvas px
-    to_canvas = np.vstack([resize_matrix(S, canvas), [0, 0, 1]])
     g = min(S, 64)                                            # the flow is solved on a grid of g px, resized
-    xs = np.arange(g, dtype=np.float64)
-    q = np.stack(np.meshgrid(xs, xs), -1).reshape(-1, 2)
-    q_canvas = apply_affine(resize_matrix(g, canvas), q)
-    u = apply_affine(np.linalg.inv(M)[:2], q_canvas)           # moved face units
-    p, miss = inverse(identity, a, u)
-    back = apply_affine(np.linalg.inv(to_canvas)[:2], apply_affine(A, p))   # frame-0 px at size S
-    flow = (back - apply_affine(resize_matrix(g, S), q)).reshape(g, g, 2).astype(np.float32)
-    if g != S:
-        flow = cv2.resize(flow, (S, S), interpolation=cv2.INTER_LINEAR)
+    flow, miss = _backward_flow(identity, a, st, A, M, g)
     # the canvas map: frame-0 canvas px of each canvas px, from the flow at size S
     cx = np.arange(canvas, dtype=np.float32)
     fc = cv2.resize(flow, (canvas, canvas), interpolation=cv2.INTER_LINEAR) * ss
@@ -271,6 +262,43 @@ def _field(identity: Identity, aus: np.ndarray, st: _Setup, pose) -> tuple[np.nd
     occ = cv2.resize(mask, (S, S), interpolation=cv2.INTER_AREA) > 0
     miss = cv2.resize(miss.reshape(g, g).astype(np.uint8), (S, S), interpolation=cv2.INTER_NEAREST) > 0
     return cv2.resize(img, (S, S), interpolation=cv2.INTER_AREA), flow, (occ | miss).astype(np.uint8)
+
+
+def _backward_flow(identity: Identity, a: dict[str, float], st: _Setup, A: np.ndarray, M: np.ndarray,
+                   g: int) -> tuple[np.ndarray, np.ndarray]:
+    """(backward flow float32 [S, S, 2] at the output size S, bool [g * g] where the lips part): solved on a
+    grid of g px and resized; A the view (face units -> canvas px), M the moved one (3x3)."""
+    S, canvas = st.size, st.canvas
+    to_canvas = np.vstack([resize_matrix(S, canvas), [0, 0, 1]])
+    xs = np.arange(g, dtype=np.float64)
+    q = np.stack(np.meshgrid(xs, xs), -1).reshape(-1, 2)
+    q_canvas = apply_affine(resize_matrix(g, canvas), q)
+    u = apply_affine(np.linalg.inv(M)[:2], q_canvas)           # moved face units
+    p, miss = inverse(identity, a, u)
+    back = apply_affine(np.linalg.inv(to_canvas)[:2], apply_affine(A, p))   # frame-0 px at size S
+    flow = (back - apply_affine(resize_matrix(g, S), q)).reshape(g, g, 2).astype(np.float32)
+    if g != S:
+        flow = cv2.resize(flow, (S, S), interpolation=cv2.INTER_LINEAR)
+    return flow, miss
+
+
+def motion_field(identity: Identity, aus: np.ndarray, size: int, grid: int = 128,
+                 version: int = DEFAULT_VERSION) -> tuple[np.ndarray, np.ndarray]:
+    """The motion alone, no drawing, for a head at rest (version 2): (backward flow float32 [size, size, 2] to
+    frame 0, float32 [size, size] in [0, 1] where the lips part: what frame 0 cannot show), the flow solved on a
+    grid of min(size, grid) px (finer than the data's 64 keeps the lip line sharp at a photo's size)."""
+    style = synth_style(version)
+    if style.motion == "drawn":
+        raise SynthInputError(f"generator version {version} draws its motion: it has no motion field")
+    st = _setup(size, False, style)
+    a = _au(_check_aus(aus, 1))
+    A = _view(identity, st)
+    g = min(int(size), int(grid))
+    flow, miss = _backward_flow(identity, a, st, A, np.vstack([A, [0, 0, 1]]), g)
+    miss = miss.reshape(g, g).astype(np.float32)
+    if g != size:
+        miss = cv2.resize(miss, (size, size), interpolation=cv2.INTER_LINEAR)
+    return flow, miss
 
 
 def render_frame(identity: Identity, aus: np.ndarray, size: int = 64, pose=None,

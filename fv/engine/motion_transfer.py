@@ -1,4 +1,4 @@
-"""Motion transfer: move a high-resolution face crop's OWN pixels with the dense motion of a generated
+"""Dense motion transfer: move a high-resolution face crop's OWN pixels with the dense motion of a generated
 low-resolution video (the idea of LFDM, thesis 2.3: warp the input by flows and fill only what the flow
 cannot explain; here the flow is measured on the generator's frames with DIS optical flow).
 
@@ -12,12 +12,6 @@ Coordinates are OpenCV's: pixel centres at integers, flow [H, W, 2] = (dx, dy) i
         |F(p) + G(p + F(p))|^2 > a (|F(p)|^2 + |G(p + F(p))|^2) + b,
     and it shows new content (the inside of an opened mouth) when the generated frame departs from the
     warped generated frame 0:  max_c |I_t(p) - I_0(p + F(p))| > tau.  Both ramp softly to 1.
-  * Retargeting (optional): the motion video's neutral face rarely has the photo's proportions (mouth height
-    and width, nose, brows), and its motion, moved as it is, pulls at the wrong parts of the photo (a smile's
-    corner motion lands on the upper lip). Given matching landmarks, the motion video is first warped so its
-    landmarks sit on the photo's: V'(p) = V(T(p)) with T the thin-plate spline (Bookstein 1989) through
-    T(photo_i) = video_i, regularised by lam (the border of the frame held still); flow, occlusion and fill
-    are then measured on V'.
   * Colour match (Reinhard et al. 2001, per channel, per connected region): the generated pixels inside a
     region get the mean and standard deviation the photo has in a ring around it,
         x' = (x - mu_gen) sd_photo / sd_gen + mu_photo,
@@ -197,26 +191,18 @@ def check_transfer_input(crop: np.ndarray, motion: np.ndarray) -> None:
 
 
 def transfer_video(crop: np.ndarray, motion: np.ndarray, matrix: np.ndarray | None = None,
-                   opts: TransferOptions = TransferOptions(), allow: np.ndarray | None = None,
-                   landmarks: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+                   opts: TransferOptions = TransferOptions(), allow: np.ndarray | None = None) -> np.ndarray:
     """crop uint8 [S, S, 3] + a generated video uint8 [T, s, s, 3] whose frame 0 is a neutral face (matrix:
     its pixels -> the crop's layout at size s, None when it already shares the crop's eye template) ->
     uint8 [T, S, S, 3]: frame t = the crop warped by the video's backward flow t -> 0 (measured at
     opts.flow_size, upscaled to S), with the video's own pixels only where it is occluded and allow
-    (float [S, S] in [0, 1], e.g. the mouth; None = anywhere, zeros = never) permits. landmarks: (the
-    crop's, the video's frame 0's), matching points [n, 2] in crop pixels (the video's mapped into the crop's
-    layout): the video is retargeted onto the crop's proportions first (module docstring)."""
+    (float [S, S] in [0, 1], e.g. the mouth; None = anywhere, zeros = never) permits."""
     check_transfer_input(crop, motion)
     if allow is not None and allow.shape != crop.shape[:2]:
         raise MotionTransferError(f"allow must be [{crop.shape[0]}, {crop.shape[1]}], got {allow.shape}")
     fill = allow is None or bool(np.any(allow > 0))
     size = crop.shape[0]
     work = resize_video(motion, opts.flow_size, matrix)              # [T, w, w, 3] in the crop's layout
-    if landmarks is not None:
-        r = opts.flow_size / size
-        T = tps_map(np.asarray(landmarks[0]) * r, np.asarray(landmarks[1]) * r, opts.flow_size)
-        work = np.stack([cv2.remap(f, T[..., 0], T[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-                         for f in work])
     gen = resize_video(work, size) if fill else None                # [T, S, S, 3], only for the fills
     out = np.empty((len(motion), size, size, 3), dtype=np.uint8)
     for t in range(len(motion)):
