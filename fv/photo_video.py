@@ -4,13 +4,17 @@ The face is aligned to the eye template of the generator's input (fv.engine.face
 where it keeps its own scale (native_crop_size, 64..512 px); the checkpoint still generates at its own size
 (64 px). The modes differ in whose pixels the video shows:
 
-  transfer       the photo's own pixels, moved. A neutral synthetic stand-in face (the data set the shipped
-                 checkpoints were trained on, so the model works in its own domain) is rendered with the
-                 target emotion; its dense motion (DIS optical flow, frame t -> 0) is mapped onto the photo's
-                 crop through the shared eye template and warps it (fv.engine.motion_transfer). Generated
-                 pixels appear only where the flow cannot explain the frame inside the mouth region (an opened
-                 mouth), colour-matched to the photo and feathered.
-  transfer-self  as transfer, with the motion of the model's own frames of the photo.
+  transfer       the photo's own pixels, moved by the synthetic generator's own motion. A neutral synthetic
+                 stand-in face (drawn by the generator version the checkpoint learned, so the model works in its
+                 own domain) is rendered with the target emotion; its frames are read back as action-unit
+                 intensities (fv.engine.au_readout), and the generator's motion field for them, at the amounts
+                 measured on a real face, is carried onto the photo's crop through a thin-plate spline between
+                 the two faces' landmarks (fv.engine.standin_motion). Where the lips part, the photo's own
+                 pixels are shadowed; no generated pixel reaches the photo. A checkpoint whose stand-in has no
+                 motion field (generator version 1) falls back to the dense flow of transfer-self's kind.
+  transfer-self  the photo's own pixels moved by the dense motion (DIS optical flow, frame t -> 0) of the model's
+                 own frames of the photo (fv.engine.motion_transfer); generated pixels, colour-matched and
+                 only darkening, where the flow cannot explain an opened mouth.
   pixels         the model's own frames of the photo, upscaled: what the thesis' models paint.
 
 benchmarks/photo_modes.py measures the modes on real portraits (benchmarks/photo_modes.json; onlyDM, 10 steps):
@@ -33,7 +37,8 @@ if TYPE_CHECKING:   # numpy, OpenCV and the engine load on first use: `fv --help
     from fv.engine.faces import AlignedFace
 
 MODES = {
-    "transfer": "the photo's own pixels, moved by the motion the model gives a synthetic stand-in face",
+    "transfer": "the photo's own pixels, moved by the motion the model gives a synthetic stand-in face "
+                "(read as action units, applied by the synthetic generator's motion field)",
     "transfer-self": "the photo's own pixels, moved by the motion of the model's frames of the photo",
     "pixels": "the model's own 64 px frames of the photo, upscaled (synthetic-trained models paint "
               "cartoon teeth and blotches on real faces)",
