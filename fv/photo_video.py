@@ -17,11 +17,13 @@ where it keeps its own scale (native_crop_size, 64..512 px); the checkpoint stil
                  only darkening, where the flow cannot explain an opened mouth.
   pixels         the model's own frames of the photo, upscaled: what the thesis' models paint.
 
-benchmarks/photo_modes.py measures the modes on real portraits (benchmarks/photo_modes.json; onlyDM, 10 steps):
-dlib identity distance to the input, mean / max over frames: transfer 0.16 / 0.34, transfer-self 0.10 / 0.21,
-pixels 0.32 / 0.45; FER gain of the target emotion (apex - frame 0): 0.016, 0.018, 0.024, all near noise.
-DEFAULT_MODE is transfer: it keeps the person (pixels does not) and is the mode whose face visibly moves;
-transfer-self scores its identity by barely moving, and where it moves (surprise) it carries the model's holes.
+benchmarks/photo_modes.py measures the modes on the real portraits and three frames of the Pexels video, all six
+emotions (benchmarks/photo_modes.json; onlyDM, 10 steps): dlib identity distance to the input, mean / max over
+frames: transfer 0.30 / 0.45, transfer-self 0.14 / 0.31, pixels 0.35 / 0.55; FER gain of the target emotion
+(apex - frame 0): +0.091, +0.033, +0.114. DEFAULT_MODE is transfer: the person's own pixels with three times
+transfer-self's expression (transfer-self barely moves: the model's frames of a real photo are out of its
+domain); pixels reads a little more expressive to the classifier but paints the synthetic set's teeth and
+blotches on the person.
 """
 
 from __future__ import annotations
