@@ -7,8 +7,8 @@ network). Prints a table, writes JSON.
 
 Per embedder, codes of every frame of the train and test splits (disjoint identities):
     codes     the motion bank's codes (fv.trainer.expression_bank: the projection fitted on the train split;
-              a subject-centred embedder centres the test frames on their own subject's mean, as the bank does);
-              "raw" rows: the network's output before the projection
+              a subject-centred embedder centres the test frames on their own subject's mean, as the bank does),
+              the same with the other choice of centring, and a FECNet-style network's raw output
     apex      nearest centroid: each test apex frame (10-21) gets the emotion of the nearest train-split centroid
               of apex codes (chance 1/6)
     apex LOO  the same within the test split, centroids from the other test identities (leave one identity out)
@@ -17,8 +17,6 @@ Per embedder, codes of every frame of the train and test splits (disjoint identi
               its negative in code space (chance 1/2)
     AU R^2    a linear fit from train codes to the ground-truth action units, R^2 on the test frames
 (fv.trainer.embedder_quality computes them.)
-The "subject-centred codes" row of a FECNet-style embedder is no embedder name: it asks whether the centring the
-FER features need would help the FECNet-style codes too.
 """
 
 from __future__ import annotations
@@ -43,23 +41,23 @@ def scores(train_codes, test_codes, train, test) -> dict[str, float]:
 
 
 def embedder_rows(name: str, train, test) -> dict[str, dict[str, float]]:
-    """Rows of one embedder: its codes; for a FECNet-style one also its raw output and subject-centred codes."""
+    """Rows of one embedder: the bank's codes, the codes with the other choice of subject centring, and for a
+    FECNet-style embedder its raw output."""
     spec = check_embedder(name)
     net = frame_network(spec)
     f_tr, source = clip_features(train, net, progress=False)
     f_te, _ = clip_features(test, net, progress=False)
-    c_tr, c_te = subject_centre(f_tr, train.subject_ids), subject_centre(f_te, test.subject_ids)
-
-    def codes(a, b):
-        proj = ExpressionProjection.fit(a.reshape(-1, a.shape[-1]), spec.dim)
-        return [proj(f.reshape(-1, f.shape[-1])).reshape(len(f), 32, spec.dim) for f in (a, b)]
-    label = f"{name} ({source})"
-    if spec.network != "fecnet":
-        return {f"{label}, codes": scores(*codes(*((c_tr, c_te) if spec.subject_centred else (f_tr, f_te))),
-                                          train, test)}
-    return {f"{label}, raw": scores(f_tr, f_te, train, test),
-            f"{label}, codes": scores(*codes(f_tr, f_te), train, test),
-            f"{label}, subject-centred codes": scores(*codes(c_tr, c_te), train, test)}
+    raw = {f"{name} ({source}), raw": scores(f_tr, f_te, train, test)} if spec.network == "fecnet" else {}
+    rows = {}
+    for centred in (spec.subject_centred, not spec.subject_centred):
+        a, b = ((subject_centre(f_tr, train.subject_ids), subject_centre(f_te, test.subject_ids)) if centred
+                else (f_tr, f_te))
+        proj = ExpressionProjection.fit(a.reshape(-1, a.shape[-1]), spec.dim, spec.whitened)
+        a, b = (proj(f.reshape(-1, f.shape[-1])).reshape(len(f), 32, spec.dim) for f in (a, b))
+        other = "codes, subject-centred" if centred else "codes, not subject-centred"
+        kind = "the bank's codes" if centred == spec.subject_centred else other
+        rows[f"{name} ({source}), {kind}"] = scores(a, b, train, test)
+    return {**rows, **raw}
 
 
 def main() -> None:

@@ -7,13 +7,14 @@ same-emotion video of another subject (3.4.4); sampling retrieves a training tra
 emotion (MotionBank.retrieve). The networks, by name (fv.trainer.expression_embedders; the name is stored in
 the run's config, DiffusionConfig.embedder):
     fecnet-fv16 (default)  fv's FECNet-style embedder, trained by triplets (`fv train embedder`): 16-D unit
-                           vectors, whitened below (a rotation and a scale per axis, F = D = 16), not
-                           subject-centred: the triplets already ask it to ignore who makes the expression
+                           vectors, subject-centred and rotated onto their principal axes with ONE scale for
+                           all (F = D = 16), so the distances the triplets trained are kept
     fer2013-wtf-spcaD      the FER2013 CNN's penultimate layer (fv.metrics.expression), F = 304: the same
                            network that scores AEA/DEA, so it judged the setting it drove (before issue 15)
 Held-out quality of both: benchmarks/embedder_quality.py; the numbers are in fv.trainer.expression_embedders.
 
-The projection, and for "fer2013-wtf-{spca|pca}{D}" the subject centring:
+The projection (whitened for the FER features; one global scale for the FECNet-style embeddings) and the
+subject centring ("spca"; every FECNet-style embedder):
     f_{n,t}   in R^F   features of frame t of training video n
     spca:  g_{n,t} = f_{n,t} - mu_{s(n)},  mu_s = mean of f over all frames of subject s's videos
     pca:   g_{n,t} = f_{n,t}
@@ -57,14 +58,16 @@ VIDEOS_PER_CHUNK = 16   # 512 frames per forward pass
 
 @dataclass(frozen=True)
 class ExpressionProjection:
-    """Whitened PCA z = (x - mean) @ components / scale: [..., F] -> [..., D]."""
+    """PCA z = (x - mean) @ components / scale: [..., F] -> [..., D], whitened (one scale per axis) or with one
+    scale for all axes (distances kept up to a factor)."""
     mean: np.ndarray         # [F]
     components: np.ndarray   # [F, D] orthonormal columns (zero where the data has fewer than D axes)
-    scale: np.ndarray        # [D] standard deviation of each axis over the fitting frames
+    scale: np.ndarray        # [D] standard deviation of each axis over the fitting frames (whitened), or
+                             # the root of their mean variance for every axis
     explained: float         # share of the total variance the D axes keep
 
     @classmethod
-    def fit(cls, x: np.ndarray, dim: int) -> "ExpressionProjection":
+    def fit(cls, x: np.ndarray, dim: int, whiten: bool = True) -> "ExpressionProjection":
         """x [M, F] -> the top-`dim` principal axes (SVD of the centred frames, float64)."""
         x = np.asarray(x, np.float64)
         mean = x.mean(0)
@@ -79,6 +82,8 @@ class ExpressionProjection:
         live = var > 1e-10 * max(var.max(), 1e-30)                     # axes the data actually has
         comps[:, ~live] = 0.0
         scale = np.where(live, np.sqrt(np.maximum(var, 1e-30)), 1.0)
+        if not whiten:
+            scale = np.full(dim, np.sqrt(var[live].mean()) if live.any() else 1.0)
         total = float((s ** 2).sum()) / len(x)
         return cls(mean, comps, scale, float(var[live].sum() / total) if total > 0 else 0.0)
 
@@ -124,7 +129,7 @@ def expression_codes(data: VideoSplit, embedder: str = DEFAULT_EMBEDDER, progres
     if spec.subject_centred:
         feats = subject_centre(feats, data.subject_ids)
     flat = feats.reshape(-1, feats.shape[-1])                                 # [N * 32, F]
-    proj = ExpressionProjection.fit(flat, spec.dim)
+    proj = ExpressionProjection.fit(flat, spec.dim, spec.whitened)
     return proj(flat).reshape(len(data), N_FRAMES, spec.dim), proj, source
 
 

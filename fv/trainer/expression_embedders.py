@@ -42,16 +42,22 @@ class EmbedderSpec:
     network: str = "fer2013"     # "fer2013" | "fecnet"
     path: Path | None = None     # fecnet: the embedder checkpoint
 
+    @property
+    def whitened(self) -> bool:
+        """FER features: whitened PCA. FECNet-style embeddings: one scale for all axes, so the distances its
+        triplets trained stay (fv.trainer.expression_bank.ExpressionProjection)."""
+        return self.network != "fecnet"
+
 
 def parse_embedder(name: str) -> EmbedderSpec:
     """'fer2013-wtf-spca16' -> EmbedderSpec(name, subject_centred=True, dim=16); 'fecnet-fv16' -> the shipped
     FECNet-style checkpoint; 'fecnet:PATH' -> that checkpoint. Syntax only: `check_embedder` looks at files."""
     raw = str(name).strip()
     if raw.lower().startswith("fecnet:") and raw[7:].strip():
-        return EmbedderSpec(raw, False, None, "fecnet", Path(raw[7:].strip()))
+        return EmbedderSpec(raw, True, None, "fecnet", Path(raw[7:].strip()))
     low = raw.lower()
     if (m := _FECNET.match(low)) is not None:
-        return EmbedderSpec(low, False, int(m.group(1)), "fecnet", SHIPPED / f"{low}.safetensors")
+        return EmbedderSpec(low, True, int(m.group(1)), "fecnet", SHIPPED / f"{low}.safetensors")
     m = _FER.match(low)
     if m is None or int(m.group(2)) < 1:
         raise ExpressionBankError(f"unknown expression embedder {name!r}; use {DEFAULT_EMBEDDER} (fv's FECNet-style "

@@ -11,8 +11,9 @@ triplets), whose weights fv cannot have offline. This is a compact CNN on fv's 6
                          conv3x3 (c_i -> c_i), GN, ReLU                       [B, c_i, S/2^(i+2), S/2^(i+2)]
       -> global average pool -> Linear (c_3 -> D) -> e / ||e||_2            [B, D], ||e|| = 1
 
-D = 16 as FECNet. 215k parameters at the default widths (16, 32, 64, 96): 0.4 MB in float16. GroupNorm, not BatchNorm: the output of a frame does not depend on its batch, so the bank's
-codes are the same whatever the chunking, and there are no running statistics to keep.
+D = 16 as FECNet. 215k parameters at the default widths (16, 32, 64, 96): 0.4 MB in float16. GroupNorm, not
+BatchNorm: the output of a frame does not depend on its batch, so the bank's codes are the same whatever the
+chunking, and there are no running statistics to keep.
 """
 
 from __future__ import annotations
