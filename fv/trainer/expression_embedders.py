@@ -9,6 +9,11 @@
 The FER2013 CNN is also the classifier that scores AEA/DEA (fv.metrics.emotion): with its codes the judge
 drives the setting it judges. It was the default before issue 15 and stays for the configs that name it.
 The FECNet-style embedder is trained here, by triplets of faces, and shares nothing with that classifier.
+Their codes on synthetic version 2's 12 held-out identities (benchmarks/embedder_quality.py; apex emotion by
+nearest centroid of the training split's codes, and the share of held-out AU-mined triplets ordered right):
+                           apex   triplets   AU R^2
+    fecnet-fv16            0.90     0.94      0.73
+    fer2013-wtf-spca16     0.95     0.78      0.77
 """
 
 from __future__ import annotations

@@ -126,6 +126,25 @@ def test_stop_and_resume_equals_uninterrupted(data, request, tmp_path):
                            .model["net"].head.weight)                     # and training moved the weights
 
 
+def test_an_au_embedder_fine_tunes_on_labelled_data(tiny_au_data, tiny_data, tmp_path):
+    """`fv train embedder --init` of one trained on the synthetic set's AUs goes on with a labelled set's labels."""
+    import dataclasses
+
+    from fv.engine.checkpoint import read_checkpoint
+    from fv.engine.config import default_config
+    from fv.trainer.run import train_setting
+    first = Trainer(tiny_embedder_config(steps=1), tiny_au_data, tmp_path / "aus", **QUIET).fit()
+    ckpt = read_checkpoint(first)
+    assert ckpt.config.model.similarity == "aus"
+    # train_setting starts from the demo preset; the initial checkpoint brings its own (tiny) widths
+    last = train_setting("embedder", tiny_data, run_dir=tmp_path / "labels", init=first, progress=False,
+                         overrides=dict(steps=1, batch_size=4, log_every=1), log=lambda m: None)
+    tuned = read_checkpoint(last).config.model
+    assert tuned.similarity == "labels" and tuned.channels == (8, 16, 16, 16)
+    assert dataclasses.replace(tuned, similarity="aus") == ckpt.config.model
+    assert default_config("embedder").model.channels != tuned.channels
+
+
 # ------------------------------------------------------------------------------------ not the judge
 
 def test_the_embedder_and_the_aea_classifier_are_different_networks(monkeypatch, tiny_data):

@@ -8,6 +8,7 @@ It makes no videos: it is the frozen network behind both_retrievedMcs' motion co
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from torch import nn
@@ -24,6 +25,11 @@ def embedder_spec(config: RunConfig) -> NetworkSpec:
                        (tensor("embedding", "B", m.dim),), batch_range=(1, 512, 2048))
 
 
+def _no_videos() -> ConfigError:
+    return ConfigError("an expression-embedder checkpoint renders no videos; it makes both_retrievedMcs' motion "
+                       "codes (fv train both_retrievedMcs --embedder fecnet:CHECKPOINT)")
+
+
 class EmbedderFamily:
     name = "embedder"
 
@@ -38,11 +44,10 @@ class EmbedderFamily:
         return {"embedder": model["net"]}
 
     def sample_options(self, config: RunConfig, **overrides):
-        raise ConfigError("an expression-embedder checkpoint renders no videos; it makes both_retrievedMcs' "
-                          "motion codes (fv train both_retrievedMcs --embedder CHECKPOINT)")
+        raise _no_videos()
 
     def renderer(self, config: RunConfig, nets, options, state, device):
-        return self.sample_options(config)
+        raise _no_videos()
 
     def motion_setting(self, config: RunConfig) -> None:
         return None
@@ -51,8 +56,9 @@ class EmbedderFamily:
         return config
 
     def fine_tune(self, config: RunConfig, initial: RunConfig, init: Path, motion) -> tuple[RunConfig, tuple[str, ...]]:
-        """The architecture and the kind of similarity are the initial checkpoint's."""
-        return config.replace(model=initial.model), ()
+        """The architecture is the initial checkpoint's; the similarity is the new data's (an embedder of the
+        synthetic set's action units goes on with MUG's labels)."""
+        return config.replace(model=dataclasses.replace(initial.model, similarity="")), ()
 
     def with_objective(self, config: RunConfig, name: str) -> RunConfig:
         raise ConfigError(f"--{name.split('-')[0]} is for the diffusion settings, not {config.setting}")
