@@ -39,3 +39,35 @@ def tiny_preset_config(setting, preset="demo", **train):
     unet = dataclasses.replace(m.unet, base_ch=4, groups=2, time_dim=16, mixer_ch=8, mixer_hidden=8,
                                face_ch=(2, 2, 4, 8), attn_resolutions=(8,) if m.unet.attn_resolutions else ())
     return cfg.replace(model=dataclasses.replace(m, unet=unet))
+
+
+def tiny_embedder_config(**train):
+    """`fv train embedder`'s demo preset with an 8-16-16-16 channel CNN and 4 frames per video (at 4-8-8-8 every
+    face embeds to nearly one point before training, where the squared-distance loss has almost no gradient)."""
+    train = {"batch_size": 4, "log_every": 1, "sample_every": 0, **train}
+    cfg = default_config("embedder", "demo", **train)
+    return cfg.replace(model=dataclasses.replace(cfg.model, channels=(8, 16, 16, 16), frames_per_video=4))
+
+
+def make_tiny_au_data(root, seed=0):
+    """12 train clips (4 subjects x 3 emotions) and 6 test clips with per-frame action units (aus.npy, K = 3) that
+    are drawn into the pixels: AU k is a bright square in its own place, as strong as its intensity, on the
+    subject's own colour and noise. Expressions can be learnt here; in make_tiny_data's noise they cannot."""
+    rng = np.random.default_rng(seed)
+    env = np.clip(np.r_[np.linspace(0, 1, 10), np.ones(12), np.linspace(1, 0, 10)], 0, 1)    # [32] onset, apex, offset
+    weights = np.array([[1.0, 0.0, 0.3], [0.0, 1.0, 0.0], [0.2, 0.3, 1.0]])                  # emotion -> AU weights
+    for split, subjects in (("train", 4), ("test", 2)):
+        clips, aus, rows = [], [], []
+        for s in range(subjects):
+            face = rng.integers(40, 140, 3) + rng.normal(0, 12, (64, 64, 3))
+            for e in range(3):
+                a = weights[e][None, :] * env[:, None] * rng.uniform(0.8, 1.0)                # [32, 3]
+                video = np.repeat(face[None], 32, 0)
+                for k in range(3):
+                    video[:, 8 + 18 * k:22 + 18 * k, 20:44] += 110 * a[:, k, None, None, None]
+                clips.append(np.clip(video, 0, 255).astype(np.uint8))
+                aus.append(a.astype(np.float32))
+                rows.append(dict(video_id=f"{split}{s}_{e}", subject=f"{split}_s{s}", emotion=EMOTIONS[e]))
+        write_split(root, split, np.stack(clips), rows, aus=np.stack(aus))
+    write_meta(root, name="tiny-aus", aus=["AU_a", "AU_b", "AU_c"])
+    return root

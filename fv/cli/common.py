@@ -7,13 +7,15 @@ from pathlib import Path
 
 from rich.console import Console
 
+from fv.engine.assets import SHIPPED
+
 console = Console(stderr=True, highlight=False)
 
 # Defaults, relative to where `fv` runs (override with the environment or the options).
 RUNS = Path(os.environ.get("FV_RUNS", "runs"))
 DATA = Path(os.environ.get("FV_DATA", "data/synth"))
 DEMO_OUT = Path("demo_out")
-ASSETS = Path(__file__).resolve().parents[1] / "assets" / "checkpoints"
+ASSETS = SHIPPED
 
 
 def user_errors() -> tuple[type[BaseException], ...]:

@@ -13,7 +13,8 @@ from fv.cli.app import app
 
 @app.command()
 def train(
-    setting: str = typer.Argument(..., help="baseline | onlyEM | onlyDM | EM-DM | both_retrievedMcs"),
+    setting: str = typer.Argument(..., help="baseline | onlyEM | onlyDM | EM-DM | both_retrievedMcs | embedder "
+                                  "(both_retrievedMcs' FECNet-style expression embedder, trained by triplets)"),
     data: Optional[Path] = typer.Option(None, help="Prepared data folder (fv data ...). Default: "
                                         "data/synth, generated on first use."),
     preset: str = typer.Option("demo", help="demo (small, trains on a CPU) | thesis (thesis scale)"),
@@ -39,12 +40,18 @@ def train(
         "and colour stay exact. --frame (the thesis; the thesis preset's default): the frame, eps prediction. "
         "Default: the preset's (a resumed or --init run keeps its checkpoint's). The two objectives of "
         "fv.engine.diffusion.OBJECTIVES."),
+    embedder: Optional[str] = typer.Option(
+        None, help="both_retrievedMcs, fresh run: the expression embedder its motion codes come from. fecnet-fv16 "
+        "(the default): fv's FECNet-style embedder, shipped in fv/assets/checkpoints; fecnet:CHECKPOINT: one trained "
+        "by `fv train embedder`; fer2013-wtf-spca16: the features of the FER2013 CNN that also scores AEA/DEA "
+        "(the default before issue 15)."),
     override: bool = typer.Option(False, "--override", help="Resuming: apply --lr/--batch-size/--seed although "
                                   "the run was trained with others (recorded in its metrics.jsonl); without it "
                                   "a resumed run refuses them."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
-    """Train a setting of the thesis; resumable (re-run the same command to continue)."""
+    """Train a setting of the thesis, or both_retrievedMcs' expression embedder; resumable (re-run the same
+    command to continue)."""
     from fv.trainer.run import train_setting
     overrides = {k: v for k, v in dict(steps=steps, batch_size=batch_size, lr=lr, seed=seed,
                                        ckpt_every=ckpt_every, sample_every=sample_every).items()
@@ -64,7 +71,7 @@ def train(
                          overrides=overrides, device=device, resume=not fresh, init=init,
                          motion_checkpoint=motion_checkpoint, progress=progress, log=common.info,
                          objective=None if residual is None else ("residual-x0" if residual else "frame-eps"),
-                         override=override)
+                         override=override, embedder=embedder)
     common.info(f"[fv] checkpoint: {path}")
 
 

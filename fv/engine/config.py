@@ -1,10 +1,10 @@
 """Frozen configurations of every setting, saved inside every checkpoint (STYLE practice 5).
 
 A `RunConfig` is everything needed to rebuild a trained model and to continue its training:
-the setting name, the model configuration (one dataclass per model family: `GANConfig`, `DiffusionConfig`)
-and the training configuration. Presets: "demo" (trains on a 2-core CPU in minutes) and "thesis" (the
-thesis' hyper-parameters, thesis 2.2.2, 3.1.2, 3.2.3). Checkpoints written by older fv versions are read
-through each model config's `upgrade` (renamed and merged fields), so they keep loading.
+the setting name, the model configuration (one dataclass per model family: `GANConfig`, `DiffusionConfig`,
+`EmbedderConfig`) and the training configuration. Presets: "demo" (trains on a 2-core CPU in minutes) and
+"thesis" (the thesis' hyper-parameters, thesis 2.2.2, 3.1.2, 3.2.3). Checkpoints written by older fv versions
+are read through each model config's `upgrade` (renamed and merged fields), so they keep loading.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from fv.engine.sample_options import SampleOptions
 
 GAN_SETTINGS = ("baseline", "onlyEM")
 DIFFUSION_SETTINGS = ("onlyDM", "EM-DM", "both_retrievedMcs")
-SETTINGS = GAN_SETTINGS + DIFFUSION_SETTINGS
+EMBEDDER_SETTINGS = ("embedder",)   # both_retrievedMcs' expression embedder (fv.engine.models.fecnet)
+SETTINGS = GAN_SETTINGS + DIFFUSION_SETTINGS + EMBEDDER_SETTINGS
 MOTION_SOURCES = ("gru", "retrieved")
 PRESETS = ("demo", "thesis")
 GAN_LOSS_WEIGHTS = ("lambda_emo", "lambda_ide", "lambda_rec")  # fine-tuning takes these from the preset
@@ -141,6 +142,37 @@ class DiffusionConfig:
         return d
 
 
+@dataclass(frozen=True)
+class EmbedderConfig:
+    """fv's FECNet-style expression embedder (fv.engine.models.fecnet) and its triplets (fv.trainer.triplets)."""
+    channels: tuple[int, ...] = (16, 32, 64, 96)
+    dim: int = 16                      # FECNet's width = both_retrievedMcs' unet.motion_dim
+    image_size: int = 64               # clips64
+    frames_per_video: int = 6          # frames drawn from each video of a batch
+    similarity: str = ""               # "aus" (per-frame action units) | "labels" (emotion + phase); set from the data
+    au_gap: float = 0.2                # a negative is farther from the anchor than the positive by >= this
+    positive_pool: int = 3             # the positive is one of the anchor's nearest other-identity frames
+    neutral_edge: int = 4              # labels: frames t < 4 and t >= 28 are neutral (apex: fv.engine.labels.APEX)
+    margin_same: float = 0.1           # FECNet's margins: triplets whose three frames share one class
+    margin_cross: float = 0.2          # ... and two- or three-class triplets
+    shift: int = 3                     # augmentation: random translation of up to this many pixels
+    flip: bool = True                  # ... and horizontal flips
+
+    def __post_init__(self):
+        if self.similarity not in ("", "aus", "labels"):
+            raise ConfigError(f"similarity must be 'aus' or 'labels', got {self.similarity!r}")
+
+
+def embedder_preset(preset: str) -> tuple[EmbedderConfig, TrainConfig]:
+    if preset == "demo":   # about 0.6 s a step on a loaded 2-core CPU; at lr 1e-3 every embedding collapsed to
+        # one point within 10 steps (where the squared-distance triplet loss has no gradient)
+        return EmbedderConfig(), TrainConfig(steps=2000, batch_size=16, lr=3e-4, betas=(0.9, 0.999),
+                                             weight_decay=1e-4, ema_decay=0.99, sample_every=0, ckpt_every=250)
+    return (EmbedderConfig(channels=(32, 64, 128, 256)),
+            TrainConfig(steps=20_000, batch_size=32, lr=2e-4, betas=(0.9, 0.999), weight_decay=1e-4,
+                        ema_decay=0.999, sample_every=0, ckpt_every=2000))
+
+
 def with_objective(model: DiffusionConfig, name: str) -> DiffusionConfig:
     """`model` set to diffuse and predict as objective `name` (fv.engine.diffusion.OBJECTIVES)."""
     objective(name)
@@ -169,7 +201,7 @@ def diffusion_preset(setting: str, preset: str) -> tuple[DiffusionConfig, TrainC
 class RunConfig:
     setting: str
     preset: str
-    model: GANConfig | DiffusionConfig
+    model: GANConfig | DiffusionConfig | EmbedderConfig
     train: TrainConfig = field(default_factory=TrainConfig)
     data: str = ""                          # the data folder it was trained on (informative)
     synth_version: int = 0                  # that folder's synthetic generator version (meta.json); 0: none recorded
@@ -217,7 +249,7 @@ def learned_synth_version(config: RunConfig) -> int:
 
 
 def _model_type(name: str | None) -> type:
-    types = {"GANConfig": GANConfig, "DiffusionConfig": DiffusionConfig}
+    types = {"GANConfig": GANConfig, "DiffusionConfig": DiffusionConfig, "EmbedderConfig": EmbedderConfig}
     if name not in types:
         raise ConfigError(f"unknown model type {name!r} in checkpoint config")
     return types[name]
@@ -266,7 +298,9 @@ def default_config(setting: str, preset: str = "demo", **train_overrides) -> Run
         else:
             model = dataclasses.replace(model, gen_ch=64, disc_ch=64, dim_z_content=128)
             train = TrainConfig(steps=100_000, batch_size=16, lr=2e-4, sample_every=2000, ckpt_every=2000)
-    else:
+    elif setting in DIFFUSION_SETTINGS:
         model, train = diffusion_preset(setting, preset)
+    else:
+        model, train = embedder_preset(preset)
     train = dataclasses.replace(train, **train_overrides)
     return RunConfig(setting=setting, preset=preset, model=model, train=train)

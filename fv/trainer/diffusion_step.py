@@ -63,10 +63,10 @@ class ExpressionBank:
 
     @staticmethod
     def adapt_config(config: RunConfig, data: VideoSplit) -> RunConfig:
-        from fv.trainer.expression_bank import default_embedder
+        from fv.trainer.expression_bank import DEFAULT_EMBEDDER, check_embedder
         m = config.model
-        return config.replace(model=dataclasses.replace(
-            m, bank_size=len(data), embedder=m.embedder or default_embedder(m.unet.motion_dim)))
+        embedder = check_embedder(m.embedder or DEFAULT_EMBEDDER).name   # a missing checkpoint stops it here
+        return config.replace(model=dataclasses.replace(m, bank_size=len(data), embedder=embedder))
 
     def initialize(self, data: VideoSplit, log) -> None:
         from fv.trainer.expression_bank import fill_bank
@@ -94,6 +94,8 @@ class _Denoiser(nn.Module):
 
 
 class DiffusionStep:
+    previews = True   # the loop renders preview strips of its EMA weights
+
     def __init__(self, config: RunConfig, model: nn.ModuleDict, device: torch.device, amp_ctx,
                  dist: Dist = Dist()):
         self.cfg = config.model

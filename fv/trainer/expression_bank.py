@@ -1,22 +1,29 @@
 """The motion codes of both_retrievedMcs: expression embeddings of real training videos (thesis 3.4.2-3.4.4).
 
-Every training video's 32 frames are embedded by a frozen expression network (FECNet in the thesis;
-fv's offline stand-in is the FER2013 CNN's penultimate layer, fv.metrics.expression) and reduced to
-D = unet.motion_dim = 16 dimensions, FECNet's width. The trajectories [N, 32, D] go into the model's
-MotionBank: training conditions each video on its own codes or, with motion mixing, on those of a
+Every training video's 32 frames are embedded by a frozen expression network (FECNet in the thesis) and
+reduced to D = unet.motion_dim = 16 dimensions, FECNet's width. The trajectories [N, 32, D] go into the
+model's MotionBank: training conditions each video on its own codes or, with motion mixing, on those of a
 same-emotion video of another subject (3.4.4); sampling retrieves a training trajectory of the target
-emotion (MotionBank.retrieve).
+emotion (MotionBank.retrieve). The networks, by name (fv.trainer.expression_embedders; the name is stored in
+the run's config, DiffusionConfig.embedder):
+    fecnet-fv16 (default)  fv's FECNet-style embedder, trained by triplets (`fv train embedder`): 16-D unit
+                           vectors, subject-centred and rotated onto their principal axes with ONE scale for
+                           all (F = D = 16), so the distances the triplets trained are kept
+    fer2013-wtf-spcaD      the FER2013 CNN's penultimate layer (fv.metrics.expression), F = 304: the same
+                           network that scores AEA/DEA, so it judged the setting it drove (before issue 15)
+Held-out quality of both: benchmarks/embedder_quality.py; the numbers are in fv.trainer.expression_embedders.
 
-Embedders, "fer2013-wtf-{spca|pca}{D}" (stored in the run's config, DiffusionConfig.embedder):
-    f_{n,t}   in R^F   features of frame t of training video n (F = 304)
+The projection (whitened for the FER features; one global scale for the FECNet-style embeddings) and the
+subject centring ("spca"; every FECNet-style embedder):
+    f_{n,t}   in R^F   features of frame t of training video n
     spca:  g_{n,t} = f_{n,t} - mu_{s(n)},  mu_s = mean of f over all frames of subject s's videos
     pca:   g_{n,t} = f_{n,t}
     z_{n,t} = Sigma^{-1/2} V^T (g_{n,t} - m)      m = mean of g, V [F, D] the top-D principal axes of
               the training frames' g, Sigma = diag of their variances: whitened PCA, so every code
               dimension has mean 0 and variance 1 over the training frames ("standardised").
-Measured on fv's synthetic set (15 train / 5 held-out identities, one take each; held-out codes use
-their own subject means): apex-frame emotion by nearest centroid, and R^2 of a linear fit from codes to
-the ground-truth action units.
+For the FER features, measured on fv's synthetic set (15 train / 5 held-out identities, one take each,
+version 1; held-out codes use their own subject means): apex-frame emotion by nearest centroid, and R^2 of
+a linear fit from codes to the ground-truth action units.
                       clips224: apex  AU R^2      clips64: apex  AU R^2
     pca,  whitened              0.78    0.10               0.71   -0.29
     spca, whitened              0.96    0.76               0.92    0.59
@@ -33,7 +40,6 @@ eigenvectors gave held-out AU R^2 between -0.5 and 0.3 (same data, FER windows 0
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -44,48 +50,24 @@ import torch
 from fv.data.layout import VideoSplit
 from fv.engine.motion import MotionBank
 from fv.engine.labels import EMOTIONS, N_FRAMES
-from fv.metrics.expression import ExpressionFeatures, default_features
+from fv.trainer.expression_embedders import (DEFAULT_EMBEDDER, FER_EMBEDDER, EmbedderSpec,  # noqa: F401
+                                             ExpressionBankError, check_embedder, frame_network, parse_embedder)
 
-DEFAULT_EMBEDDER = "fer2013-wtf-spca16"   # D = 16, FECNet's width and the preset's unet.motion_dim
-_NAME = re.compile(r"^fer2013-wtf-(s?)pca(\d+)$")
 VIDEOS_PER_CHUNK = 16   # 512 frames per forward pass
-
-
-class ExpressionBankError(ValueError):
-    """A motion bank, embedder name or mixing request that does not fit."""
-
-
-@dataclass(frozen=True)
-class EmbedderSpec:
-    name: str
-    subject_centred: bool
-    dim: int
-
-
-def default_embedder(dim: int = 16) -> str:
-    """The embedder a retrieved-codes config gets when it names none: subject-centred, D = `dim`."""
-    return f"fer2013-wtf-spca{int(dim)}"
-
-
-def parse_embedder(name: str) -> EmbedderSpec:
-    """'fer2013-wtf-spca16' -> EmbedderSpec(name, subject_centred=True, dim=16)."""
-    m = _NAME.match(str(name).strip().lower())
-    if m is None or int(m.group(2)) < 1:
-        raise ExpressionBankError(f"unknown expression embedder {name!r}; use fer2013-wtf-spcaD (subject-centred) "
-                                  f"or fer2013-wtf-pcaD with D = the U-Net's motion_dim, e.g. {DEFAULT_EMBEDDER}")
-    return EmbedderSpec(m.group(0), m.group(1) == "s", int(m.group(2)))
 
 
 @dataclass(frozen=True)
 class ExpressionProjection:
-    """Whitened PCA z = (x - mean) @ components / scale: [..., F] -> [..., D]."""
+    """PCA z = (x - mean) @ components / scale: [..., F] -> [..., D], whitened (one scale per axis) or with one
+    scale for all axes (distances kept up to a factor)."""
     mean: np.ndarray         # [F]
     components: np.ndarray   # [F, D] orthonormal columns (zero where the data has fewer than D axes)
-    scale: np.ndarray        # [D] standard deviation of each axis over the fitting frames
+    scale: np.ndarray        # [D] standard deviation of each axis over the fitting frames (whitened), or
+                             # the root of their mean variance for every axis
     explained: float         # share of the total variance the D axes keep
 
     @classmethod
-    def fit(cls, x: np.ndarray, dim: int) -> "ExpressionProjection":
+    def fit(cls, x: np.ndarray, dim: int, whiten: bool = True) -> "ExpressionProjection":
         """x [M, F] -> the top-`dim` principal axes (SVD of the centred frames, float64)."""
         x = np.asarray(x, np.float64)
         mean = x.mean(0)
@@ -100,6 +82,8 @@ class ExpressionProjection:
         live = var > 1e-10 * max(var.max(), 1e-30)                     # axes the data actually has
         comps[:, ~live] = 0.0
         scale = np.where(live, np.sqrt(np.maximum(var, 1e-30)), 1.0)
+        if not whiten:
+            scale = np.full(dim, np.sqrt(var[live].mean()) if live.any() else 1.0)
         total = float((s ** 2).sum()) / len(x)
         return cls(mean, comps, scale, float(var[live].sum() / total) if total > 0 else 0.0)
 
@@ -122,14 +106,10 @@ def _progress(enabled: bool):
                     disable=not enabled, transient=True)
 
 
-def clip_features(data: VideoSplit, net: ExpressionFeatures | None = None,
-                  progress: bool = True) -> tuple[np.ndarray, str]:
-    """FER2013-CNN features of every frame: (float32 [N, 32, F], which clips were used).
-
-    clips224 (eye-aligned, thesis 3.4.1) where the data set has them, else clips64 (the FER window of the
-    face-centred 64 crop, 45 px, upsampled to 48; fv.metrics.expression)."""
-    net = net or default_features()
-    clips, source = (data.clips224, "clips224") if data.clips224 is not None else (data.clips64, "clips64")
+def clip_features(data: VideoSplit, net, progress: bool = True) -> tuple[np.ndarray, str]:
+    """Features of every frame by a frame network of fv.trainer.expression_embedders: (float32 [N, 32, F],
+    which clips were used: the network's choice, clips224 or clips64)."""
+    clips, source = net.clips(data)
     n = len(data)
     out = np.empty((n, N_FRAMES, net.dim), np.float32)
     with _progress(progress) as bar:
@@ -142,21 +122,21 @@ def clip_features(data: VideoSplit, net: ExpressionFeatures | None = None,
 
 
 def expression_codes(data: VideoSplit, embedder: str = DEFAULT_EMBEDDER, progress: bool = True,
-                     net: ExpressionFeatures | None = None) -> tuple[np.ndarray, ExpressionProjection, str]:
+                     net=None) -> tuple[np.ndarray, ExpressionProjection, str]:
     """Motion codes of every training video: (float32 [N, 32, D], the fitted projection, clips used)."""
-    spec = parse_embedder(embedder)
-    feats, source = clip_features(data, net, progress)
+    spec = check_embedder(embedder)
+    feats, source = clip_features(data, net or frame_network(spec), progress)
     if spec.subject_centred:
         feats = subject_centre(feats, data.subject_ids)
     flat = feats.reshape(-1, feats.shape[-1])                                 # [N * 32, F]
-    proj = ExpressionProjection.fit(flat, spec.dim)
+    proj = ExpressionProjection.fit(flat, spec.dim, spec.whitened)
     return proj(flat).reshape(len(data), N_FRAMES, spec.dim), proj, source
 
 
 def fill_bank(bank: MotionBank, data: VideoSplit, embedder: str, log: Callable[[str], None] = print,
               progress: bool = True) -> None:
     """Embed every training video, fit the projection on the training frames, write the bank's buffers."""
-    spec = parse_embedder(embedder)
+    spec = check_embedder(embedder)
     n, t, d = bank.codes.shape
     if n != len(data):
         raise ExpressionBankError(f"the motion bank has {n} slots but {data.root}/{data.split} has {len(data)} "
@@ -165,7 +145,8 @@ def fill_bank(bank: MotionBank, data: VideoSplit, embedder: str, log: Callable[[
         raise ExpressionBankError(f"the motion bank holds [{t}, {d}] trajectories but {spec.name} makes "
                                   f"[{N_FRAMES}, {spec.dim}]; set the embedder's D to unet.motion_dim = {d}")
     t0 = time.time()
-    codes, proj, source = expression_codes(data, spec.name, progress)
+    net = frame_network(spec)
+    codes, proj, source = expression_codes(data, spec.name, progress, net)
     dev = bank.codes.device
     bank.codes.copy_(torch.from_numpy(codes).to(dev))
     bank.emotions.copy_(torch.from_numpy(data.emotions).to(dev))
@@ -173,7 +154,7 @@ def fill_bank(bank: MotionBank, data: VideoSplit, embedder: str, log: Callable[[
     counts = np.bincount(data.emotions, minlength=len(EMOTIONS))
     live = int((proj.components != 0).any(0).sum())
     log(f"motion-code bank: {n} videos x {N_FRAMES} frames of {data.split} ({source}), {spec.name}: "
-        f"{proj.mean.shape[0]}-D FER2013-CNN features{', subject-centred' if spec.subject_centred else ''}, "
+        f"{proj.mean.shape[0]}-D {net.title}{', subject-centred' if spec.subject_centred else ''}, "
         f"{live} axes keep {proj.explained:.1%} of the variance; per emotion "
         + " ".join(f"{e[:3]}={c}" for e, c in zip(EMOTIONS, counts)) + f" ({time.time() - t0:.1f}s)")
 

@@ -41,6 +41,8 @@ class _Generator(nn.Module):
 
 
 class GANStep:
+    previews = True   # the loop renders preview strips of its EMA weights
+
     def __init__(self, config: RunConfig, model: nn.ModuleDict, device: torch.device, amp_ctx,
                  dist: Dist = Dist()):
         self.cfg = config.model

@@ -108,10 +108,13 @@ class Trainer:
     # ---- pieces -------------------------------------------------------------------------------
     def batch(self, step: int) -> dict[str, torch.Tensor]:
         idx = self.dist.shard(self.batches.indices(step))   # this process' part of the global batch
-        return {"video": self.data.videos(idx).to(self.device),            # [B, T, 3, 64, 64]
-                "emotion": self.emotions[idx].to(self.device),              # [B]
-                "subject": self.subjects[idx].to(self.device),              # [B]
-                "index": torch.tensor(idx, device=self.device)}             # [B] rows of the split
+        out = {"video": self.data.videos(idx).to(self.device),             # [B, T, 3, 64, 64]
+               "emotion": self.emotions[idx].to(self.device),               # [B]
+               "subject": self.subjects[idx].to(self.device),               # [B]
+               "index": torch.tensor(idx, device=self.device)}              # [B] rows of the split
+        if self.data.aus is not None:                                       # [B, T, K] action units (synthetic)
+            out["aus"] = torch.from_numpy(self.data.aus[idx]).to(self.device)
+        return out
 
     def save(self, step: int) -> Path:
         tensors = state_tensors("model", self.model.state_dict())
@@ -164,6 +167,8 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self.tidy()
             atomic_write_text(self.run_dir / "config.json", json.dumps(self.config.to_dict(), indent=2))
+        if tr.sample_every and not self.step.previews:
+            self.log(f"{self.config.setting} renders no preview strips: --sample-every is ignored")
         if self.start >= tr.steps:
             self.log(f"{self.run_dir / LAST} already reached step {self.start} of {tr.steps}; nothing to do")
             return self.run_dir / LAST
@@ -199,7 +204,7 @@ class Trainer:
                     bar.update(task, losses=" ".join(f"{k}={v:.3f}" for k, v in list(losses.items())[:4]))
                 if done % tr.ckpt_every == 0 or done == tr.steps:
                     self.save(done)
-                if tr.sample_every and (done % tr.sample_every == 0 or done == tr.steps):
+                if tr.sample_every and self.step.previews and (done % tr.sample_every == 0 or done == tr.steps):
                     self.preview(done)
                 bar.update(task, completed=done)
         self.dist.barrier()   # the others wait for rank 0's last checkpoint

@@ -13,6 +13,7 @@ from fv.engine.config import (ConfigError, check_setting, data_synth_version, de
 from fv.engine.families import family_of
 from fv.trainer import distributed
 from fv.trainer.ema import EMA
+from fv.trainer.expression_embedders import check_embedder
 from fv.trainer.loop import Trainer
 from fv.trainer.run_folder import METRICS, checkpoint_files
 
@@ -21,11 +22,12 @@ def train_setting(setting: str, data: Path, run_dir: Path | None = None, runs_ro
                   preset: str = "demo", overrides: dict | None = None, device: str = "auto",
                   resume: bool = True, init: Path | None = None, motion_checkpoint: Path | None = None,
                   progress: bool = True, log: Callable[[str], None] = print, objective: str | None = None,
-                  override: bool = False) -> Path:
+                  override: bool = False, embedder: str | None = None) -> Path:
     """objective: "frame-eps" | "residual-x0" for a fresh diffusion run (fv.engine.diffusion.OBJECTIVES);
     None keeps the preset's (demo: residual-x0, thesis: frame-eps), or the resumed / initial checkpoint's.
     override: a resumed run takes the given lr / batch_size / seed (fv.trainer.loop.TRAJECTORY) instead of
-    refusing them."""
+    refusing them. embedder: both_retrievedMcs' expression embedder for a fresh run
+    (fv.trainer.expression_embedders; None: the default, or the resumed / initial checkpoint's)."""
     setting = check_setting(setting)
     config = default_config(setting, preset, **(overrides or {}))
     family = family_of(config)
@@ -34,6 +36,10 @@ def train_setting(setting: str, data: Path, run_dir: Path | None = None, runs_ro
             raise ConfigError(f"--{objective.split('-')[0]} chooses what a fresh run diffuses; --init keeps the "
                               f"initial checkpoint's")
         config = family.with_objective(config, objective)
+    if embedder is not None:
+        if init is not None:
+            raise ConfigError("--embedder chooses a fresh run's motion codes; --init keeps the initial checkpoint's")
+        config = family.with_embedder(config, check_embedder(embedder).name)   # before --fresh removes anything
     run_dir = Path(run_dir or Path(runs_root) / setting)
     if not resume and run_dir.exists():
         for p in list(run_dir.glob("*.safetensors")) + [run_dir / METRICS]:
@@ -72,6 +78,9 @@ def train_setting(setting: str, data: Path, run_dir: Path | None = None, runs_ro
         if objective is not None and not fresh and (have := trainer.config.model.objective) != objective:
             raise ConfigError(f"{run_dir} holds a {have} run: --{objective.split('-')[0]} needs --fresh or another "
                               f"--run-dir")
+        if embedder is not None and not fresh and (had := trainer.config.model.embedder) != config.model.embedder:
+            raise ConfigError(f"{run_dir} holds a run whose codes come from {had}: --embedder {embedder} needs --fresh "
+                              f"or another --run-dir")
         return trainer.fit()
     finally:
         distributed.teardown(trainer.dist)

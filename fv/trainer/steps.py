@@ -9,9 +9,10 @@ from __future__ import annotations
 from fv.engine.config import RunConfig
 from fv.engine.families import family_of
 from fv.trainer.diffusion_step import DiffusionStep
+from fv.trainer.embedder_step import EmbedderStep
 from fv.trainer.gan_step import GANStep
 
-STEPS = {"gan": GANStep, "diffusion": DiffusionStep}
+STEPS = {"gan": GANStep, "diffusion": DiffusionStep, "embedder": EmbedderStep}
 
 
 def step_class(config: RunConfig):

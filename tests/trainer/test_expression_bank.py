@@ -15,7 +15,7 @@ from fv.engine.labels import APEX, N_FRAMES
 from fv.metrics.emotion import FER_CLASSES, fer_preprocess
 from fv.metrics.expression import (ExpressionInputError, crop_windows, default_features, embed_frames,
                                    fer_window)
-from fv.trainer.expression_bank import (DEFAULT_EMBEDDER, ExpressionBankError, ExpressionProjection,
+from fv.trainer.expression_bank import (DEFAULT_EMBEDDER, FER_EMBEDDER, ExpressionBankError, ExpressionProjection,
                                         expression_codes, fill_bank, mix_sources, mixed_codes, parse_embedder,
                                         subject_centre)
 
@@ -30,9 +30,10 @@ def synth_root(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def synth_codes(synth_root):
-    """(split, codes [24, 32, 16]) of the 4 training identities x 6 emotions."""
+    """(split, codes [24, 32, 16]) of the 4 training identities x 6 emotions, from the FER2013 CNN's features
+    (the embedder before issue 15; configs that name it keep working)."""
     data = load_split(synth_root, "train")
-    codes, _, source = expression_codes(data, DEFAULT_EMBEDDER, progress=False)
+    codes, _, source = expression_codes(data, FER_EMBEDDER, progress=False)
     assert source == "clips64"
     return data, codes
 
@@ -148,7 +149,7 @@ def test_fill_bank_writes_codes_and_labels(synth_codes):
     data, codes = synth_codes
     bank = MotionBank(len(data), N_FRAMES, 16)
     lines = []
-    fill_bank(bank, data, DEFAULT_EMBEDDER, lines.append, progress=False)
+    fill_bank(bank, data, FER_EMBEDDER, lines.append, progress=False)
     assert len(lines) == 1 and "24 videos" in lines[0] and "subject-centred" in lines[0]
     torch.testing.assert_close(bank.codes, torch.from_numpy(codes), rtol=1e-4, atol=1e-4)
     names = ("anger", "disgust", "fear", "happiness", "sadness", "surprise")
@@ -159,7 +160,7 @@ def test_fill_bank_writes_codes_and_labels(synth_codes):
     torch.testing.assert_close(flat.mean(0), torch.zeros(16, dtype=torch.float64), atol=1e-4, rtol=0)
     torch.testing.assert_close(flat.std(0, unbiased=False), torch.ones(16, dtype=torch.float64), atol=1e-3, rtol=0)
     with pytest.raises(ExpressionBankError, match="slots"):
-        fill_bank(MotionBank(len(data) - 1, N_FRAMES, 16), data, DEFAULT_EMBEDDER, progress=False)
+        fill_bank(MotionBank(len(data) - 1, N_FRAMES, 16), data, FER_EMBEDDER, progress=False)
     with pytest.raises(ExpressionBankError, match="motion_dim"):
         fill_bank(MotionBank(len(data), N_FRAMES, 10), data, DEFAULT_EMBEDDER, progress=False)
 
@@ -244,7 +245,8 @@ def test_mixing_rejects_bad_requests():
 
 @pytest.mark.slow
 def test_train_and_sample_both_retrieved_mcs(synth_root, synth_codes, tmp_path):
-    """3 training steps of both_retrievedMcs (bank filled from the synthetic train split), then sampling."""
+    """3 training steps of both_retrievedMcs (bank filled from the synthetic train split by the embedder before
+    issue 15, as an older config names it), then sampling."""
     from fv.engine.checkpoint import load_checkpoint
     from fv.engine.engine import Engine
     from fv.trainer.run import train_setting
@@ -252,11 +254,11 @@ def test_train_and_sample_both_retrieved_mcs(synth_root, synth_codes, tmp_path):
     # sample_every=0: the trainer's preview renders 12 videos x 25 DDIM steps, minutes on 2 CPU cores
     last = train_setting("both_retrievedMcs", synth_root, run_dir=tmp_path, progress=False, resume=False,
                          overrides=dict(steps=3, batch_size=2, ckpt_every=3, sample_every=0, log_every=1),
-                         log=logs.append)
+                         log=logs.append, embedder=FER_EMBEDDER)
     assert any(line.startswith("motion-code bank: 24 videos") for line in logs)
     assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 3
     config, model = load_checkpoint(last, settings=("both_retrievedMcs",))
-    assert config.model.embedder == DEFAULT_EMBEDDER and config.model.bank_size == 24
+    assert config.model.embedder == FER_EMBEDDER and config.model.bank_size == 24
     data, codes = synth_codes
     torch.testing.assert_close(model["bank"].codes, torch.from_numpy(codes), rtol=1e-4, atol=1e-4)
     assert model["bank"].emotions.tolist() == data.emotions.tolist()

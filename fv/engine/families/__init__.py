@@ -2,6 +2,8 @@
 
     gan        baseline, onlyEM (thesis 2.2, 3.1)         fv.engine.families.gan
     diffusion  onlyDM, EM-DM, both_retrievedMcs (3.2-3.4)  fv.engine.families.diffusion
+    embedder   embedder, both_retrievedMcs' expression     fv.engine.families.embedder
+               embedder (2.5.1); renders no videos
 
 A family builds the modules from the config, declares the networks it exports (their I/O specs and the
 module behind each), derives its sampling options, and makes the `Renderer` that turns a chunk of requests
@@ -23,6 +25,7 @@ from torch import nn
 
 from fv.engine.config import RunConfig
 from fv.engine.families.diffusion import DiffusionFamily
+from fv.engine.families.embedder import EmbedderFamily
 from fv.engine.families.gan import GANFamily
 from fv.engine.iospec import NetworkSpec
 from fv.engine.sample_options import SampleOptions
@@ -56,9 +59,11 @@ class Family(Protocol):
     def fine_tune(self, config: RunConfig, initial: RunConfig, init: Path,
                   motion: tuple[RunConfig, Path] | None) -> tuple[RunConfig, tuple[str, ...]]: ...
     def with_objective(self, config: RunConfig, name: str) -> RunConfig: ...
+    def with_embedder(self, config: RunConfig, name: str) -> RunConfig: ...   # both_retrievedMcs' motion codes
 
 
-FAMILIES: dict[str, Family] = {"GANConfig": GANFamily(), "DiffusionConfig": DiffusionFamily()}
+FAMILIES: dict[str, Family] = {"GANConfig": GANFamily(), "DiffusionConfig": DiffusionFamily(),
+                               "EmbedderConfig": EmbedderFamily()}
 
 
 def family_of(config: RunConfig) -> Family:

@@ -156,6 +156,12 @@ class DiffusionFamily:
     def with_objective(self, config: RunConfig, name: str) -> RunConfig:
         return config.replace(model=with_objective(config.model, name))
 
+    def with_embedder(self, config: RunConfig, name: str) -> RunConfig:
+        """The expression embedder of a retrieved-codes run (fv.trainer.expression_embedders names)."""
+        if _gru(config.model):
+            raise ConfigError(f"--embedder is for both_retrievedMcs, not {config.setting} (its codes come from a GRU)")
+        return config.replace(model=dataclasses.replace(config.model, embedder=str(name)))
+
 
 def _attach(config: RunConfig, motion: Motion) -> RunConfig:
     motion_config, path = motion

@@ -133,3 +133,6 @@ class GANFamily:
 
     def with_objective(self, config: RunConfig, name: str) -> RunConfig:
         raise ConfigError(f"--{name.split('-')[0]} is for the diffusion settings, not {config.setting}")
+
+    def with_embedder(self, config: RunConfig, name: str) -> RunConfig:
+        raise ConfigError(f"--embedder is for both_retrievedMcs, not {config.setting}")
