@@ -12,12 +12,15 @@ import torch
 from safetensors.torch import load_file
 
 from fv.engine.checkpoint import CheckpointError
-from fv.engine.config import GAN_SETTINGS, PRESETS, SETTINGS, ConfigError
+from fv.engine.config import EMBEDDER_SETTINGS, GAN_SETTINGS, PRESETS, SETTINGS, ConfigError
 from fv.trainer.loop import Trainer
 from fv.trainer.run import attach_motion_source
 from tests.tiny import tiny_gan_config, tiny_preset_config
 
 
+# the thesis' settings (the expression embedder's exact resume is tested in test_embedder.py, on data whose
+# action units its triplets can learn)
+THESIS_SETTINGS = [s for s in SETTINGS if s not in EMBEDDER_SETTINGS]
 MOTION = {"onlyDM": "baseline", "EM-DM": "onlyEM"}   # the setting whose GRU a diffusion setting's codes come from
 
 
@@ -41,7 +44,7 @@ def resume_config(setting: str, preset: str, grus: dict, steps: int, every: int)
 
 
 @pytest.mark.parametrize("preset", PRESETS)
-@pytest.mark.parametrize("setting", SETTINGS)
+@pytest.mark.parametrize("setting", THESIS_SETTINGS)
 def test_stop_and_resume_equals_uninterrupted(tiny_data, tmp_path, grus, setting, preset):
     """Stopped after step 2 and resumed to step 4, a run ends with the uninterrupted run's checkpoint, every
     tensor bit for bit (weights, EMA, optimiser moments), and logs the same losses; the thesis U-Net draws
