@@ -7,9 +7,9 @@ where it keeps its own scale (native_crop_size, 64..512 px); the checkpoint stil
   transfer       the photo's own pixels, moved by the synthetic generator's own motion. A neutral synthetic
                  stand-in face (drawn by the generator version the checkpoint learned, so the model works in its
                  own domain) is rendered with the target emotion; its frames are read back as action-unit
-                 intensities (fv.engine.au_readout), and the generator's motion field for them, at the amounts
+                 intensities (fv.data.au_readout), and the generator's motion field for them, at the amounts
                  measured on a real face, is carried onto the photo's crop through a thin-plate spline between
-                 the two faces' landmarks (fv.engine.standin_motion). Where the lips part, the photo's own
+                 the two faces' landmarks (fv.data.standin_motion). Where the lips part, the photo's own
                  pixels are shadowed; no generated pixel reaches the photo. A checkpoint whose stand-in has no
                  motion field (generator version 1) falls back to the dense flow of transfer-self's kind.
   transfer-self  the photo's own pixels moved by the dense motion (DIS optical flow, frame t -> 0) of the model's
@@ -144,10 +144,10 @@ def face_video(face: PhotoFace, mode: str, generated: np.ndarray, version: int |
     mode = parse_mode(mode)
     if mode == "pixels":
         return resize_video(generated, face.size)
-    if mode == "transfer" and _readout_fits(version):   # the generator's own motion (fv.engine.standin_motion)
+    if mode == "transfer" and _readout_fits(version):   # the generator's own motion (fv.data.standin_motion)
         from fv.data.synth import synthetic_identity
-        from fv.engine.au_readout import load, read
-        from fv.engine.standin_motion import au_track, retarget, standin_transfer
+        from fv.data.au_readout import load, read
+        from fv.data.standin_motion import au_track, retarget, standin_transfer
         v = _version(version)
         aus = au_track(read(load(), generated))
         rt = retarget(face.size, standin(face.size, v)[1], face_landmarks(face), standin_landmarks(face.size, v))
@@ -165,7 +165,7 @@ def _version(version: int | None) -> int:
 
 def _readout_fits(version: int | None) -> bool:
     """Whether the shipped AU readout was fitted on faces of the stand-in's generator version."""
-    from fv.engine.au_readout import load
+    from fv.data.au_readout import load
     return load().version == _version(version)
 
 

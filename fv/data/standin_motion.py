@@ -2,7 +2,7 @@
 gave its stand-in face, moves a photo's own pixels (`fv render --mode transfer`, issue 13).
 
 A checkpoint trained on synthetic faces renders a neutral synthetic stand-in face with the target emotion;
-fv.engine.au_readout reads its frames back as AU intensities a_t; the generator's motion field for a_t
+fv.data.au_readout reads its frames back as AU intensities a_t; the generator's motion field for a_t
 (fv.data.synth_face.motion_field: one-to-one, no folds, the lips' parting known exactly) is carried from
 the stand-in onto the photo's face:
 

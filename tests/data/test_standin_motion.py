@@ -1,4 +1,4 @@
-"""Stand-in motion transfer (fv.engine.standin_motion, fv.engine.au_readout, synth_face.motion_field) against
+"""Stand-in motion transfer (fv.data.standin_motion, fv.data.au_readout, synth_face.motion_field) against
 independent references: the generator's forward field, the generator's own rendering of the moved face,
 scipy's Gaussian filter, numpy's least squares, and the AU intensities a clip was rendered with."""
 
@@ -11,8 +11,8 @@ from scipy.ndimage import gaussian_filter1d
 from fv.data.synth import emotion_aus, synthetic_identity
 from fv.data.synth_face import AUS, motion_field, render_clip, render_frame, render_frame_motion, rest_pixels
 from fv.data.synth_motion import displacement
-from fv.engine.au_readout import AUReadoutError, features, fit, load, read
-from fv.engine.standin_motion import (StandinOptions, au_track, gaussian_time, retarget, standin_transfer)
+from fv.data.au_readout import AUReadoutError, features, fit, load, read
+from fv.data.standin_motion import (StandinOptions, au_track, gaussian_time, retarget, standin_transfer)
 
 S = 128
 IDT = synthetic_identity(0, 0)
