@@ -18,10 +18,10 @@ from typing import Callable
 import torch
 
 from fv.data.layout import load_split
+from fv.engine.assets import SHIPPED
 from fv.engine.config import default_config
 from fv.engine.labels import EMOTIONS
 
-SHIPPED = Path(__file__).resolve().parent / "assets" / "checkpoints"
 PORTRAIT = Path(__file__).resolve().parent / "assets" / "faces" / "biden.jpg"
 FINE_TUNE_LR = 0.1
 

@@ -103,15 +103,22 @@ def standin(size: int, version: int | None = None) -> tuple[np.ndarray, np.ndarr
     face-unit points u = (-+eye_sep / 2, EYE_Y), placed where the renderer draws them (synth_face.rest_pixels)."""
     import numpy as np
 
+    from fv.data.synth import synthetic_identity
+    from fv.data.synth_face import AUS, render_frame
+    return (render_frame(synthetic_identity(*STANDIN), np.zeros(len(AUS)), size, version=_version(version)),
+            standin_matrix(size, version))
+
+
+def standin_matrix(size: int, version: int | None = None) -> np.ndarray:
+    """float [2, 3]: the stand-in's pixels -> the eye template's pixels at `size` (standin's matrix, without
+    drawing the face)."""
     from fv.engine.faces import face_targets, similarity_from_eyes
     from fv.data.synth import synthetic_identity
-    from fv.data.synth_face import AUS, DEFAULT_VERSION, render_frame, rest_pixels
+    from fv.data.synth_face import rest_pixels
     from fv.data.synth_parts import EYE_Y
-    version = DEFAULT_VERSION if version is None else version
     idt = synthetic_identity(*STANDIN)
-    eyes = rest_pixels(idt, [[-idt.eye_sep / 2, EYE_Y], [idt.eye_sep / 2, EYE_Y]], size, version)
-    return (render_frame(idt, np.zeros(len(AUS)), size, version=version),
-            similarity_from_eyes(eyes, face_targets(size)))
+    eyes = rest_pixels(idt, [[-idt.eye_sep / 2, EYE_Y], [idt.eye_sep / 2, EYE_Y]], size, _version(version))
+    return similarity_from_eyes(eyes, face_targets(size))
 
 
 def standin_version(config) -> int | None:
@@ -150,11 +157,11 @@ def face_video(face: PhotoFace, mode: str, generated: np.ndarray, version: int |
         from fv.data.standin_motion import au_track, retarget, standin_transfer
         v = _version(version)
         aus = au_track(read(load(), generated))
-        rt = retarget(face.size, standin(face.size, v)[1], face_landmarks(face), standin_landmarks(face.size, v))
+        rt = retarget(face.size, standin_matrix(face.size, v), face_landmarks(face), standin_landmarks(face.size, v))
         return standin_transfer(face.hires, aus, synthetic_identity(*STANDIN), v, rt)
     # transfer-self, or a stand-in without a motion field (version 1): dense optical flow, filled in the mouth
     allow = template_mouth(face.size) if face.aligned is None else _mouth(face.aligned)
-    matrix = standin(generated.shape[1], version)[1] if mode == "transfer" else None
+    matrix = standin_matrix(generated.shape[1], version) if mode == "transfer" else None
     return transfer_video(face.hires, generated, matrix, allow=allow)
 
 

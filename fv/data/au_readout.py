@@ -30,9 +30,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fv.engine.assets import SHIPPED as SHIPPED_CHECKPOINTS
+
 FEATURE_SIZE = 32
 DEFAULT_LAM = 1.0
-SHIPPED = Path(__file__).resolve().parents[1] / "assets" / "au_readout.safetensors"
+SHIPPED = SHIPPED_CHECKPOINTS.parent / "au_readout.safetensors"   # fv/assets
 
 
 class AUReadoutError(ValueError):

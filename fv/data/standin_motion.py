@@ -33,8 +33,9 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from scipy.ndimage import gaussian_filter1d
 
-from fv.engine.faces import FaceError
+from fv.engine.faces import FaceError, apply_affine
 
 RETARGET = np.r_[17:60]    # brows, nose, eyes, outer lips
 
@@ -57,21 +58,12 @@ class StandinOptions:
         return 1.0 / POSED_GAIN if self.gain is None else float(self.gain)
 
 
-def gaussian_time(x: np.ndarray, sigma: float) -> np.ndarray:
-    """x [T, ...] convolved along t with a normalised Gaussian of sigma frames (truncated at 4 sigma), edges
-    replicated; sigma 0 returns x."""
-    if sigma <= 0:
-        return np.asarray(x, np.float64)
-    r = max(1, int(4 * sigma + 0.5))
-    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
-    k /= k.sum()
-    pad = np.concatenate([np.repeat(x[:1], r, 0), x, np.repeat(x[-1:], r, 0)]).astype(np.float64)
-    return np.stack([np.tensordot(k, pad[t:t + 2 * r + 1], axes=(0, 0)) for t in range(len(x))])
-
-
 def au_track(aus: np.ndarray, opts: StandinOptions = StandinOptions()) -> np.ndarray:
-    """float [T, K] >= 0: read AU intensities [T, K] smoothed in time, frame 0's subtracted, times the gain."""
-    a = gaussian_time(np.asarray(aus, np.float64), opts.smooth)
+    """float [T, K] >= 0: read AU intensities [T, K] smoothed in time (a Gaussian of opts.smooth frames, edges
+    replicated), frame 0's subtracted, times the gain."""
+    a = np.asarray(aus, np.float64)
+    if opts.smooth > 0:
+        a = gaussian_filter1d(a, opts.smooth, axis=0, mode="nearest")
     return np.clip(a - a[:1], 0.0, None) * opts.au_gain()
 
 
@@ -86,7 +78,7 @@ class Retarget:
     """The maps between the photo's crop (S px) and the stand-in's own pixels at S (module docstring)."""
     to_standin: np.ndarray     # float32 [S, S, 2]: q = m^-1(T(p)) for every crop pixel p
     to_photo: np.ndarray       # float32 [S, S, 2]: T^-1 at every layout pixel
-    matrix: np.ndarray         # [2, 3] m: stand-in px -> layout px
+    matrix: np.ndarray         # float32 [2, 3] m: stand-in px -> layout px
     open_mouth: np.ndarray     # float32 [S, S]: where the photo's own lips are already apart (crop px)
 
 
@@ -104,7 +96,8 @@ def retarget(size: int, matrix: np.ndarray, photo_marks: np.ndarray | None, stan
         P, Q = np.asarray(photo_marks)[RETARGET], np.asarray(standin_marks)[RETARGET]
         T, Ti = _coarse_tps(P, Q, size, lam), _coarse_tps(Q, P, size, lam)
     m_inv = cv2.invertAffineTransform(np.asarray(matrix, np.float64))
-    return Retarget(_affine(m_inv, T), Ti.astype(np.float32), np.asarray(matrix, np.float64), open_mouth)
+    return Retarget(apply_affine(m_inv.astype(np.float32), T.astype(np.float32)), Ti.astype(np.float32),
+                    np.asarray(matrix, np.float32), open_mouth)
 
 
 def _open_mouth(marks: np.ndarray, size: int, erode: float = 0.01) -> np.ndarray:
@@ -114,12 +107,6 @@ def _open_mouth(marks: np.ndarray, size: int, erode: float = 0.01) -> np.ndarray
     cv2.fillPoly(mask, [np.round(marks[60:68]).astype(np.int32)], 1)
     r = max(1, round(erode * size))
     return cv2.erode(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))).astype(np.float32)
-
-
-def _affine(m: np.ndarray, pts: np.ndarray) -> np.ndarray:
-    """float32 [..., 2]: the 2x3 affine m applied to points [..., 2]."""
-    m = np.asarray(m, np.float32)
-    return pts.astype(np.float32) @ m[:, :2].T + m[:, 2]
 
 
 def _coarse_tps(src: np.ndarray, dst: np.ndarray, size: int, lam: float, step: int = 4) -> np.ndarray:
@@ -140,7 +127,7 @@ def move_frame(crop: np.ndarray, flow: np.ndarray, parted: np.ndarray, rt: Retar
     size = crop.shape[0]
     q = rt.to_standin
     q0 = q + _sample(flow, q)
-    p0 = _sample(rt.to_photo, _affine(rt.matrix, q0))
+    p0 = _sample(rt.to_photo, apply_affine(rt.matrix, q0))
     out = cv2.remap(crop, p0[..., 0], p0[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     gap = _sample(parted.astype(np.float32), q) * (1 - _sample(rt.open_mouth, p0))   # the photo shows its own
     if gap.max() <= 0:
@@ -168,5 +155,5 @@ def standin_transfer(crop: np.ndarray, aus: np.ndarray, identity, version: int, 
     return out
 
 
-__all__ = ["RETARGET", "Retarget", "StandinMotionError", "StandinOptions", "au_track", "gaussian_time",
-           "move_frame", "retarget", "standin_transfer"]
+__all__ = ["RETARGET", "Retarget", "StandinMotionError", "StandinOptions", "au_track", "move_frame", "retarget",
+           "standin_transfer"]
