@@ -32,7 +32,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
                       ("fv.engine.backends", "BackendError"), ("fv.metrics.errors", "MetricsError"),
                       ("fv.engine.requests", "EngineError"), ("fv.engine.render_set", "RenderSetError"),
                       ("fv.data.video_io", "VideoIOError"), ("fv.data.mug", "SourceDataError"),
-                      ("fv.photo_video", "RenderModeError")):
+                      ("fv.photo_video", "RenderModeError"), ("fv.data.au_readout", "AUReadoutError")):
         try:
             errs.append(getattr(__import__(mod, fromlist=[name]), name))
         except (ImportError, AttributeError):
