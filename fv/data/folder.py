@@ -75,7 +75,7 @@ def prepare_folder(videos_dir: str | Path, csv_path: str | Path, out: str | Path
                    test_fraction: float = 0.2, seed: int = 0, size224: bool = False, *,
                    workers: int | None = None, progress: bool = True, min_frames: int = N_FRAMES,
                    neutral_tol: float | None = None, keep_cache: bool = False,
-                   model_dir: str | None = None) -> dict:
+                   model_dir: str | None = None, size128: bool = False) -> dict:
     """Videos/frame folders + CSV -> fv's data layout in `out`; returns the count table.
 
     Clips shorter than min_frames are dropped ("short"); with min_frames < 32 shorter clips are
@@ -121,7 +121,8 @@ def prepare_folder(videos_dir: str | Path, csv_path: str | Path, out: str | Path
         raise FolderDataError(f"no usable clips in {csv_path} (all neutral or shorter than {min_frames} frames)")
     by_subject = subject_split([j.subject for j in jobs if j.split is None], test_subjects, test_fraction, seed)
     outcomes = run_clips(jobs, Path(out) / ".cache", size224=size224, workers=workers, progress=progress,
-                         model_dir=model_dir, desc="aligning clips")
+                         model_dir=model_dir, desc="aligning clips", size128=size128)
     return finish_dataset(out, jobs, outcomes, split_of=lambda j: j.split or by_subject[j.subject],
-                          size224=size224, neutral_tol=neutral_tol, dropped=dropped, keep_cache=keep_cache,
+                          size224=size224, size128=size128, neutral_tol=neutral_tol, dropped=dropped,
+                          keep_cache=keep_cache,
                           meta={"name": videos_dir.name, "source": str(videos_dir), "csv": str(csv_path)})

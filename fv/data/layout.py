@@ -7,6 +7,9 @@ evaluation read it:
       meta.json              {"name", "source", "n_frames": 32, "splits": {split: count}, ...}
       train/  test/          one folder per split
         clips64.npy          uint8 [N, 32, 64, 64, 3] RGB, the generators' input (thesis 4.2.1)
+        clips128.npy         uint8 [N, 32, 128, 128, 3] RGB, clips64's frames at twice the resolution (the
+                             same crop, not the eye-aligned one; for models trained at 128 px, e.g. LFDM's
+                             MUG setting); optional (--size128)
         clips224.npy         uint8 [N, 32, 224, 224, 3] RGB, eye-aligned, for the expression
                              embedder (thesis 3.4.1); optional
         videos.csv           one row per clip: video_id, subject, emotion (a name of
@@ -38,6 +41,7 @@ from fv.engine.atomic import atomic_path, atomic_write, atomic_write_text
 from fv.engine.labels import EMOTIONS, N_FRAMES
 
 SPLITS = ("train", "test")
+CLIP_SIZES = (64, 128, 224)   # clips{size}.npy: the frame sizes a split may hold
 REQUIRED_COLUMNS = ("video_id", "subject", "emotion")
 
 
@@ -56,6 +60,7 @@ class VideoSplit:
     meta: dict = field(default_factory=dict)
     flow64: np.ndarray | None = None    # float16 [N, 32, 64, 64, 2] (memory-mapped) or None
     occ64: np.ndarray | None = None     # uint8 [N, 32, 64, 64] (memory-mapped) or None
+    clips128: np.ndarray | None = None  # uint8 [N, 32, 128, 128, 3] (memory-mapped) or None
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -76,10 +81,14 @@ class VideoSplit:
         return np.array([names.index(s) for s in self.subjects], dtype=np.int64)
 
     def videos(self, index, size: int = 64) -> torch.Tensor:
-        """Clips as float [B, T, 3, H, W] in [-1, 1]."""
-        arr = self.clips64 if size == 64 else self.clips224
+        """Clips as float [B, T, 3, H, W] in [-1, 1], H = W = size (one of CLIP_SIZES)."""
+        if size not in CLIP_SIZES:
+            sizes = ", ".join(map(str, CLIP_SIZES))
+            raise DatasetError(f"no {size} px clips in fv's layout: size must be one of {sizes}")
+        arr = getattr(self, f"clips{size}")
         if arr is None:
-            raise DatasetError(f"{self.root}/{self.split} has no clips{size}.npy")
+            raise DatasetError(f"{self.root}/{self.split} has no clips{size}.npy; prepare the data again with "
+                               f"--size{size} (`fv data synth`, `fv data mug` or `fv data folder`)")
         return to_model_range(np.asarray(arr[index]))
 
 
@@ -102,15 +111,16 @@ def _atomic_save_npy(path: Path, arr: np.ndarray) -> None:
 
 def write_split(root: str | Path, split: str, clips64: np.ndarray, rows: list[dict],
                 clips224: np.ndarray | None = None, aus: np.ndarray | None = None,
-                flow64: np.ndarray | None = None, occ64: np.ndarray | None = None) -> Path:
+                flow64: np.ndarray | None = None, occ64: np.ndarray | None = None,
+                clips128: np.ndarray | None = None) -> Path:
     """Write one split. Each file is written to a temporary name and renamed into place; optional files
-    not given are removed (an older run's would not match these clips)."""
+    not given are removed (an older run's would not match these clips), clips224.npy excepted."""
     root = Path(root)
     d = root / split
     d.mkdir(parents=True, exist_ok=True)
-    clips64 = np.asarray(clips64)
-    if clips64.dtype != np.uint8 or clips64.ndim != 5 or clips64.shape[1:] != (N_FRAMES, 64, 64, 3):
-        raise ValueError(f"clips64 must be uint8 [N, {N_FRAMES}, 64, 64, 3], got {clips64.dtype} {clips64.shape}")
+    clips64 = _checked_clips("clips64", clips64, 64, None)
+    if clips128 is not None:
+        clips128 = _checked_clips("clips128", clips128, 128, len(clips64))
     if len(rows) != len(clips64):
         raise ValueError(f"{len(rows)} rows for {len(clips64)} clips")
     for r in rows:
@@ -134,11 +144,12 @@ def write_split(root: str | Path, split: str, clips64: np.ndarray, rows: list[di
                 raise ValueError(f"{name} must be {list(shape)}, got {list(arr.shape)}")
     if aus is not None:
         _atomic_save_npy(d / "aus.npy", np.asarray(aus, dtype=np.float32))
-    for name in ("flow64", "occ64"):
-        if name in motion:
-            _atomic_save_npy(d / f"{name}.npy", motion[name][0])
-        elif (d / f"{name}.npy").exists():
-            (d / f"{name}.npy").unlink()
+    optional = {"flow64": None, "occ64": None, **{k: arr for k, (arr, _) in motion.items()}, "clips128": clips128}
+    for name, arr in optional.items():
+        if arr is not None:
+            _atomic_save_npy(d / f"{name}.npy", arr)
+        else:
+            (d / f"{name}.npy").unlink(missing_ok=True)
     columns = list(REQUIRED_COLUMNS) + sorted({k for r in rows for k in r} - set(REQUIRED_COLUMNS))
     with atomic_path(d / "videos.csv") as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=columns)
@@ -146,6 +157,16 @@ def write_split(root: str | Path, split: str, clips64: np.ndarray, rows: list[di
         for r in rows:
             w.writerow({k: r.get(k, "") for k in columns})
     return d
+
+
+def _checked_clips(name: str, clips: np.ndarray, size: int, n: int | None) -> np.ndarray:
+    """clips as uint8 [N, 32, size, size, 3] (N = n unless n is None), else a ValueError naming them."""
+    clips = np.asarray(clips)
+    shape = (N_FRAMES, size, size, 3)
+    if clips.dtype != np.uint8 or clips.ndim != 5 or clips.shape[1:] != shape or n not in (None, len(clips)):
+        want = f"[{'N' if n is None else n}, {', '.join(map(str, shape))}]"
+        raise ValueError(f"{name} must be uint8 {want}, got {clips.dtype} {list(clips.shape)}")
+    return clips
 
 
 def write_meta(root: str | Path, **meta) -> None:
@@ -174,6 +195,9 @@ def load_split(root: str | Path, split: str = "train") -> VideoSplit:
     if len(clips64) != len(rows):
         raise DatasetError(f"{d}: clips64.npy has {len(clips64)} clips but videos.csv {len(rows)} rows")
     clips224 = _open_array(d / "clips224.npy") if (d / "clips224.npy").exists() else None
+    clips128 = _open_array(d / "clips128.npy") if (d / "clips128.npy").exists() else None
+    if clips128 is not None and len(clips128) != len(clips64):
+        raise DatasetError(f"{d}: clips128.npy has {len(clips128)} clips but clips64.npy {len(clips64)}")
     aus = np.array(_open_array(d / "aus.npy")) if (d / "aus.npy").exists() else None
     meta = json.loads((root / "meta.json").read_text()) if (root / "meta.json").exists() else {}
     motion = {name: _open_array(d / f"{name}.npy") if (d / f"{name}.npy").exists() else None
@@ -181,7 +205,7 @@ def load_split(root: str | Path, split: str = "train") -> VideoSplit:
     for name, arr in motion.items():
         if arr is not None and arr.shape[:2] != clips64.shape[:2]:
             raise DatasetError(f"{d}: {name}.npy is {list(arr.shape)}, clips64.npy {list(clips64.shape)}")
-    return VideoSplit(root, split, clips64, rows, clips224, aus, meta, **motion)
+    return VideoSplit(root, split, clips64, rows, clips224, aus, meta, **motion, clips128=clips128)
 
 
 def _open_array(path: Path) -> np.ndarray:

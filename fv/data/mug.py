@@ -15,8 +15,9 @@ Per kept clip (thesis 4.2.1 / 3.4.1):
   2. 32 frames by uniform sampling, i_j = floor(j (n-1) / 31) (fv.data.video_io.uniform_indices);
      only those 32 files are decoded;
   3. every sampled frame aligned by its own eye centres (light Gaussian smoothing over time,
-     sigma = 0.5 sampled frame) to the 256x256 face-centred crop, then INTER_AREA to 64x64; with
-     size224 also the 224x224 eye-centred crop, inter-ocular 55 px, warped from the frame itself;
+     sigma = 0.5 sampled frame) to the 256x256 face-centred crop, then INTER_AREA to 64x64 (with size128
+     also to 128x128); with size224 also the 224x224 eye-centred crop, inter-ocular 55 px, warped from
+     the frame itself;
   4. "ends neutral": MUG clips start neutral, so a clip ends neutral when its last sampled frame's
      landmarks match its first's: fv.engine.faces.expression_distance (RMS displacement of points
      17-67, eye-normalised, inter-ocular units) <= neutral_tol = 0.06 (calibrated on the Pexels test
@@ -63,7 +64,7 @@ EXPECTED = {
 DROPPED_FOLDERS = {"mixed": "mixed/extra", "extra": "mixed/extra", "neutral": "neutral"}
 NEUTRAL_TOL = 0.06
 CLIP_SMOOTH = 0.5
-SIZE_ALIGN, SIZE_SMALL, SIZE_EYES, INTEROCULAR = 256, 64, 224, 55.0
+SIZE_ALIGN, SIZE_SMALL, SIZE_MEDIUM, SIZE_EYES, INTEROCULAR = 256, 64, 128, 224, 55.0
 PIPELINE_VERSION = 1
 
 
@@ -89,7 +90,7 @@ class ClipJob:
 @dataclass(frozen=True)
 class ClipOutcome:
     status: str             # "ok", "no_face" or "unreadable"
-    cache: str              # the .npz holding clip64 [32, 64, 64, 3] (and clip224) when ok
+    cache: str              # the .npz holding clip64 [32, 64, 64, 3] (and clip128, clip224) when ok
     neutral_dist: float     # expression_distance(first, last sampled frame); nan unless ok
     n_missed: int           # sampled frames without a detected face (filled from the nearest)
     message: str = ""
@@ -116,14 +117,16 @@ def load_sampled(job: ClipJob) -> np.ndarray:
     return read_video(job.source, job.indices())
 
 
-def align_sampled(aligner: FaceAligner, frames: np.ndarray, size224: bool, name: str = "the clip") -> dict:
-    """Sampled frames -> {clip64 uint8 [T,64,64,3], clip224 uint8 [T,224,224,3] or None,
-    neutral_dist, n_missed}. Raises NoFaceError when no frame has a face."""
+def align_sampled(aligner: FaceAligner, frames: np.ndarray, size224: bool, name: str = "the clip",
+                  size128: bool = False) -> dict:
+    """Sampled frames -> {clip64 uint8 [T,64,64,3], clip128 uint8 [T,128,128,3] (the same crop) or None,
+    clip224 uint8 [T,224,224,3] or None, neutral_dist, n_missed}. Raises NoFaceError when no frame has a face."""
     track = aligner.track(frames, name)
     eyes = clip_eyes(track, CLIP_SMOOTH)
     clip256 = warp_clip(frames, eyes, face_targets(SIZE_ALIGN), SIZE_ALIGN)
     return {
         "clip64": resize_frames(clip256, SIZE_SMALL),
+        "clip128": resize_frames(clip256, SIZE_MEDIUM) if size128 else None,
         "clip224": warp_clip(frames, eyes, eye_centred_targets(SIZE_EYES, INTEROCULAR), SIZE_EYES)
         if size224 else None,
         "neutral_dist": expression_distance(track.landmarks[0], track.landmarks[-1]),
@@ -131,17 +134,19 @@ def align_sampled(aligner: FaceAligner, frames: np.ndarray, size224: bool, name:
     }
 
 
-def fingerprint(job: ClipJob, size224: bool) -> str:
-    """Hash of the sampled sources (names, sizes, mtimes) and the settings: the cache key."""
-    h = hashlib.sha1(f"v{PIPELINE_VERSION}|{size224}|{job.source}|{job.n_frames}|{job.indices().tolist()}".encode())
+def fingerprint(job: ClipJob, size224: bool, size128: bool = False) -> str:
+    """Hash of the sampled sources (names, sizes, mtimes) and the settings: the cache key (without size128 the
+    key made before size128 existed)."""
+    sizes = f"{size224}" + ("|128" if size128 else "")
+    h = hashlib.sha1(f"v{PIPELINE_VERSION}|{sizes}|{job.source}|{job.n_frames}|{job.indices().tolist()}".encode())
     for f in job.files or (job.source,):
         st = os.stat(f)
         h.update(f"|{f}|{st.st_size}|{st.st_mtime_ns}".encode())
     return h.hexdigest()
 
 
-def _cache_path(cache_dir: Path, job: ClipJob, size224: bool) -> Path:
-    return cache_dir / f"{job.key}-{fingerprint(job, size224)[:16]}.npz"
+def _cache_path(cache_dir: Path, job: ClipJob, size224: bool, size128: bool) -> Path:
+    return cache_dir / f"{job.key}-{fingerprint(job, size224, size128)[:16]}.npz"
 
 
 def _read_cached(path: Path) -> ClipOutcome | None:
@@ -161,17 +166,15 @@ def _init_worker(model_dir: str | None) -> None:
     _ALIGNER = (model_dir, FaceAligner(model_dir))
 
 
-def _run_job(job: ClipJob, size224: bool, cache: str, model_dir: str | None) -> ClipOutcome:
+def _run_job(job: ClipJob, size224: bool, cache: str, model_dir: str | None, size128: bool) -> ClipOutcome:
     """Process one clip and store the result (arrays or the drop reason) in its cache file."""
     if _ALIGNER is None or _ALIGNER[0] != model_dir:
         _init_worker(model_dir)
     arrays: dict = {}
     try:
-        res = align_sampled(_ALIGNER[1], load_sampled(job), size224, name=job.source)
+        res = align_sampled(_ALIGNER[1], load_sampled(job), size224, name=job.source, size128=size128)
         status, dist, missed, msg = "ok", res["neutral_dist"], res["n_missed"], ""
-        arrays = {"clip64": res["clip64"]}
-        if res["clip224"] is not None:
-            arrays["clip224"] = res["clip224"]
+        arrays = {k: res[k] for k in ("clip64", "clip128", "clip224") if res[k] is not None}
     except NoFaceError as e:
         status, dist, missed, msg = "no_face", float("nan"), N_FRAMES, str(e)
     except (FaceError, VideoIOError) as e:   # an unreadable or damaged frame
@@ -183,11 +186,12 @@ def _run_job(job: ClipJob, size224: bool, cache: str, model_dir: str | None) -> 
 
 
 def run_clips(jobs: list[ClipJob], cache_dir: str | Path, *, size224: bool, workers: int | None = None,
-              progress: bool = True, model_dir: str | None = None, desc: str = "aligning clips") -> list[ClipOutcome]:
+              progress: bool = True, model_dir: str | None = None, desc: str = "aligning clips",
+              size128: bool = False) -> list[ClipOutcome]:
     """Process every job (cached ones are skipped), in worker processes when workers > 1."""
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    paths = [_cache_path(cache_dir, j, size224) for j in jobs]
+    paths = [_cache_path(cache_dir, j, size224, size128) for j in jobs]
     outcomes: list[ClipOutcome | None] = [_read_cached(p) if p.exists() else None for p in paths]
     todo = [i for i, o in enumerate(outcomes) if o is None]
     workers = default_workers() if workers is None else max(1, int(workers))
@@ -196,13 +200,14 @@ def run_clips(jobs: list[ClipJob], cache_dir: str | Path, *, size224: bool, work
         task = bar.add_task(desc, total=len(jobs), completed=len(jobs) - len(todo))
         if workers == 1 or len(todo) <= 1:
             for i in todo:
-                outcomes[i] = _run_job(jobs[i], size224, str(paths[i]), model_dir)
+                outcomes[i] = _run_job(jobs[i], size224, str(paths[i]), model_dir, size128)
                 bar.advance(task)
         else:
             ctx = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(min(workers, len(todo)), mp_context=ctx, initializer=_init_worker,
                                      initargs=(model_dir,)) as pool:
-                futures = {pool.submit(_run_job, jobs[i], size224, str(paths[i]), model_dir): i for i in todo}
+                futures = {pool.submit(_run_job, jobs[i], size224, str(paths[i]), model_dir, size128): i
+                           for i in todo}
                 for fut in as_completed(futures):
                     outcomes[futures[fut]] = fut.result()
                     bar.advance(task)
@@ -217,7 +222,7 @@ def default_workers() -> int:
 
 def finish_dataset(out: str | Path, jobs: list[ClipJob], outcomes: list[ClipOutcome], *,
                    split_of: Callable[[ClipJob], str], size224: bool, neutral_tol: float | None,
-                   dropped: Counter, meta: dict, keep_cache: bool = False) -> dict:
+                   dropped: Counter, meta: dict, keep_cache: bool = False, size128: bool = False) -> dict:
     """Apply the post-alignment filters, split, write both splits and meta.json; return the counts."""
     out = Path(out)
     kept: dict[str, list[tuple[ClipJob, ClipOutcome]]] = {s: [] for s in SPLITS}
@@ -238,10 +243,11 @@ def finish_dataset(out: str | Path, jobs: list[ClipJob], outcomes: list[ClipOutc
         c = Counter(j.emotion for j, _ in items)
         counts[split] = {e: c.get(e, 0) for e in EMOTIONS}
         counts[split].update(total=len(items), identities=len({j.subject for j, _ in items}))
-        _write_one_split(out, split, items, size224)
+        _write_one_split(out, split, items, size224, size128)
     counts["dropped"] = dict(sorted(dropped.items()))
     write_meta(out, counts=counts, neutral_tol=neutral_tol, pipeline_version=PIPELINE_VERSION,
                alignment={"crop": SIZE_ALIGN, "eye_y": 0.40, "interocular": 0.28, "small": SIZE_SMALL,
+                          "medium": SIZE_MEDIUM if size128 else None,
                           "eyes224": {"size": SIZE_EYES, "interocular_px": INTEROCULAR} if size224 else None,
                           "smooth_sigma_frames": CLIP_SMOOTH}, **meta)
     if not keep_cache:
@@ -249,36 +255,39 @@ def finish_dataset(out: str | Path, jobs: list[ClipJob], outcomes: list[ClipOutc
     return counts
 
 
-def _write_one_split(out: Path, split: str, items: list[tuple[ClipJob, ClipOutcome]], size224: bool) -> None:
+def _write_one_split(out: Path, split: str, items: list[tuple[ClipJob, ClipOutcome]], size224: bool,
+                     size128: bool) -> None:
     d = out / split
-    stale = ["clips64.npy", "clips224.npy", "videos.csv", "aus.npy"] if not items else \
-        ["aus.npy"] + ([] if size224 else ["clips224.npy"])
+    large = [size for size, on in ((SIZE_EYES, size224), (SIZE_MEDIUM, size128)) if on]
+    stale = ["clips64.npy", "clips224.npy", "clips128.npy", "videos.csv", "aus.npy"] if not items else \
+        ["aus.npy"] + [f"clips{size}.npy" for size in (SIZE_EYES, SIZE_MEDIUM) if size not in large]
     for name in stale:
         (d / name).unlink(missing_ok=True)
     if not items:
         return
     n = len(items)
     clips64 = np.empty((n, N_FRAMES, SIZE_SMALL, SIZE_SMALL, 3), dtype=np.uint8)
-    clips224 = None
-    tmp224 = out / ".cache" / f"assemble224-{split}.npy"
-    if size224:   # [N, 32, 224, 224, 3] is ~4.8 MB a clip: assemble on disk, not in memory
-        tmp224.parent.mkdir(parents=True, exist_ok=True)
-        clips224 = np.lib.format.open_memmap(tmp224, mode="w+", dtype=np.uint8,
-                                             shape=(n, N_FRAMES, SIZE_EYES, SIZE_EYES, 3))
+    # [N, 32, S, S, 3] is ~4.8 MB a clip at 224, 1.6 MB at 128: assemble on disk, not in memory
+    tmps = {size: out / ".cache" / f"assemble{size}-{split}.npy" for size in large}
+    if tmps:
+        (out / ".cache").mkdir(parents=True, exist_ok=True)
+    assembled = {size: np.lib.format.open_memmap(tmps[size], mode="w+", dtype=np.uint8,
+                                                 shape=(n, N_FRAMES, size, size, 3)) for size in large}
     rows = []
     for i, (job, oc) in enumerate(items):
         with np.load(oc.cache) as z:
             clips64[i] = z["clip64"]
-            if clips224 is not None:
-                clips224[i] = z["clip224"]
+            for size in large:
+                assembled[size][i] = z[f"clip{size}"]
         rows.append({**job.columns, "video_id": job.key, "subject": job.subject, "emotion": job.emotion,
                      "n_source_frames": job.n_frames, "neutral_dist": f"{oc.neutral_dist:.4f}",
                      "n_missed": oc.n_missed})
     try:
-        write_split(out, split, clips64, rows, clips224=clips224)
+        write_split(out, split, clips64, rows, **{f"clips{size}": arr for size, arr in assembled.items()})
     finally:
-        del clips224
-        tmp224.unlink(missing_ok=True)
+        assembled.clear()                            # closes the memory maps
+        for tmp in tmps.values():
+            tmp.unlink(missing_ok=True)
 
 
 def format_counts(counts: dict, expected: dict | None = EXPECTED) -> str:
@@ -349,14 +358,15 @@ def find_mug_clips(raw: str | Path) -> tuple[list[ClipJob], Counter]:
 
 def preprocess_mug(raw: str | Path, out: str | Path, test_subjects=MUG_TEST_SUBJECTS, size224: bool = True,
                    workers: int | None = None, progress: bool = True, *, neutral_tol: float = NEUTRAL_TOL,
-                   keep_cache: bool = False, model_dir: str | None = None) -> dict:
+                   keep_cache: bool = False, model_dir: str | None = None, size128: bool = False) -> dict:
     """MUG posed subset -> fv's data layout in `out` (thesis 4.2.1); returns the count table."""
     jobs, dropped = find_mug_clips(raw)
     if not jobs:
         raise SourceDataError(f"{raw} holds no usable MUG takes (emotion folders with >= {N_FRAMES} frames)")
     test = {int(s) for s in test_subjects}
     outcomes = run_clips(jobs, Path(out) / ".cache", size224=size224, workers=workers, progress=progress,
-                         model_dir=model_dir, desc="aligning MUG clips")
+                         model_dir=model_dir, desc="aligning MUG clips", size128=size128)
     return finish_dataset(out, jobs, outcomes, split_of=lambda j: "test" if int(j.subject) in test else "train",
-                          size224=size224, neutral_tol=neutral_tol, dropped=dropped, keep_cache=keep_cache,
+                          size224=size224, size128=size128, neutral_tol=neutral_tol, dropped=dropped,
+                          keep_cache=keep_cache,
                           meta={"name": "mug", "source": str(raw), "test_subjects": sorted(test)})

@@ -153,19 +153,23 @@ def synthetic_identity(seed: int, index: int) -> Identity:
     return sample_identity(np.random.default_rng([seed, index, 0]))
 
 
-def _render_identity(job: tuple[int, int, int, bool, int]) -> dict[str, np.ndarray]:
+def _render_identity(job: tuple[int, int, int, bool, int, bool]) -> dict[str, np.ndarray]:
     """All clips of one identity (emotions x takes): "c64" uint8 [E*takes, 32, 64, 64, 3], "aus" float32
     [E*takes, 32, K], with motion "field" "flow" float16 [E*takes, 32, 64, 64, 2] and "occ" uint8
-    [E*takes, 32, 64, 64], with size224 "c224" (eye-aligned). Depends only on the job: worker-independent."""
-    seed, index, takes, size224, version = job
+    [E*takes, 32, 64, 64], with size224 "c224" (eye-aligned), with size128 "c128" (c64's framing, AUs and head
+    motion at 128 px). Depends only on the job: worker-independent."""
+    seed, index, takes, size224, version, size128 = job
     idt = synthetic_identity(seed, index)
-    out: dict[str, list] = {"c64": [], "aus": [], "flow": [], "occ": [], "c224": []}
+    out: dict[str, list] = {"c64": [], "aus": [], "flow": [], "occ": [], "c224": [], "c128": []}
     for e, name in enumerate(EMOTIONS):
         for take in range(takes):
             rng = np.random.default_rng([seed, index, 1 + e, take])
             a = au_trajectory(name, rng, emotion_aus(version))
-            frames, flow, occ = render_clip_motion(idt, a, 64, head_motion(rng), version=version)
+            pose = head_motion(rng)        # the last draw: the renders below take none
+            frames, flow, occ = render_clip_motion(idt, a, 64, pose, version=version)
             out["c64"].append(frames)
+            if size128:
+                out["c128"].append(render_clip(idt, a, 128, pose, version=version))
             if flow is not None:
                 out["flow"].append(flow.astype(np.float16))
                 out["occ"].append(occ)
@@ -185,13 +189,15 @@ def _check_args(n_identities: int, n_test_identities: int, takes: int) -> None:
 
 def make_synthetic(out, n_identities: int = 60, n_test_identities: int = 12, takes: int = 2, seed: int = 0,
                    size224: bool = False, workers: int | None = None, progress: bool = True,
-                   version: int = DEFAULT_VERSION) -> Path:
+                   version: int = DEFAULT_VERSION, size128: bool = False) -> Path:
     """Write the synthetic data set (n_identities x 6 emotions x takes clips) to `out` in fv's layout.
 
     Identities 0..n-n_test-1 are train, the last n_test_identities test (disjoint subjects). Output is
     the same for a seed whatever `workers` is (default: up to 2 processes). version: the generator
     (fv.data.synth_face.VERSIONS; recorded as meta.json "synth_version"); version 2 also writes each
-    clip's ground-truth motion (flow64.npy, occ64.npy). Returns the data root."""
+    clip's ground-truth motion (flow64.npy, occ64.npy). size128 also writes clips128.npy, the 64 px clips
+    rendered at 128 px (same framing, AUs and head motion; clips64 are the same with or without it). Returns
+    the data root."""
     _check_args(n_identities, n_test_identities, takes)
     field = synth_style(version).motion == "field"
     root = Path(out)
@@ -204,29 +210,33 @@ def make_synthetic(out, n_identities: int = 60, n_test_identities: int = 12, tak
         shapes.update(flow=((N_FRAMES, 64, 64, 2), np.float16), occ=((N_FRAMES, 64, 64), np.uint8))
     arrays = {k: {name: np.empty((len(ids) * per_id, *shape), dtype) for name, (shape, dtype) in shapes.items()}
               for k, ids in splits.items()}
-    with contextlib.ExitStack() as publish:  # each clips224.npy goes into place once complete
-        for k, ids in splits.items():          # 224 clips go straight to disk (3.5 GB for the default set)
+    large = [size for size, on in ((224, size224), (128, size128)) if on]
+    # each clips224.npy / clips128.npy goes into place once complete, after write_split (which removes an older
+    # clips128.npy); they go straight to disk (3.5 GB / 1.1 GB for the default set)
+    with contextlib.ExitStack() as publish:
+        for k, ids in splits.items():
             (root / k).mkdir(parents=True, exist_ok=True)
-            stale = root / k / "clips224.npy"
-            if size224:
-                tmp = publish.enter_context(atomic_path(root / k / "clips224.npy"))
-                arrays[k]["c224"] = np.lib.format.open_memmap(tmp, "w+", np.uint8,
-                                                              (len(ids) * per_id, N_FRAMES, 224, 224, 3))
-            elif stale.exists():
-                stale.unlink()                 # an older run's 224 clips would not match these clips
-        jobs = [(seed, i, takes, size224, version) for i in range(n_identities)]
+            for size in (224, 128):
+                path = root / k / f"clips{size}.npy"
+                if size in large:
+                    arrays[k][f"c{size}"] = np.lib.format.open_memmap(
+                        publish.enter_context(atomic_path(path)), "w+", np.uint8,
+                        (len(ids) * per_id, N_FRAMES, size, size, 3))
+                else:
+                    path.unlink(missing_ok=True)   # an older run's clips would not match these clips
+        jobs = [(seed, i, takes, size224, version, size128) for i in range(n_identities)]
         _render_all(jobs, workers, progress, splits, n_train, per_id, arrays)
         for k, ids in splits.items():
             rows = [{"video_id": f"synth{i:03d}_{name}_{take}", "subject": f"synth{i:03d}", "emotion": name,
                      "take": take} for i in ids for name in EMOTIONS for take in range(takes)]
             got = arrays[k]
             write_split(root, k, got["c64"], rows, aus=got["aus"], flow64=got.get("flow"), occ64=got.get("occ"))
-            if size224:
-                got["c224"].flush()
-                del got["c224"]                # closes the memory map before it is published
+            for size in large:
+                got[f"c{size}"].flush()
+                del got[f"c{size}"]            # closes the memory map before it is published
     write_meta(root, name="synthetic", source="synthetic", aus=list(AUS), seed=seed,
                n_identities=n_identities, test_subjects=[f"synth{i:03d}" for i in splits["test"]],
-               takes=takes, emotion_aus=emotion_aus(version), size224=size224, synth_version=version,
+               takes=takes, emotion_aus=emotion_aus(version), size224=size224, size128=size128, synth_version=version,
                synth_style=dataclasses.asdict(VERSIONS[version]))
     return root
 

@@ -53,7 +53,7 @@ def videos(tmp_path_factory, pexels_video):
 def test_prepare_folder(videos):
     out = videos / "out"
     counts = prepare_folder(videos / "videos", videos / "clips.csv", out, test_subjects=["b"], size224=True,
-                            workers=1, progress=False)
+                            workers=1, progress=False, size128=True)
     assert counts["train"]["happiness"] == 1 and counts["train"]["total"] == 1
     assert counts["test"]["sadness"] == 1 and counts["test"]["anger"] == 1 and counts["test"]["total"] == 2
     assert counts["test"]["identities"] == 2
@@ -67,6 +67,16 @@ def test_prepare_folder(videos):
     assert not (out / ".cache").exists()
     v = train.videos([0])
     assert v.shape == (1, 32, 3, 64, 64) and -1 <= v.min() < v.max() <= 1
+    # size128: the 256 px crop shrunk to 128 instead of 64 (INTER_AREA both), so 128 -> 64 is clips64 but for
+    # rounding (2x2 means of 2x2 means vs 4x4 means)
+    assert train.clips128.shape == (1, 32, 128, 128, 3) and test.clips128.shape == (2, 32, 128, 128, 3)
+    assert json.loads((out / "meta.json").read_text())["alignment"]["medium"] == 128
+    for split in (train, test):
+        c128 = np.asarray(split.clips128).reshape(-1, 128, 128, 3)
+        small = np.stack([cv2.resize(f, (64, 64), interpolation=cv2.INTER_AREA) for f in c128])
+        diff = np.abs(small.reshape(split.clips64.shape).astype(np.int16) - np.asarray(split.clips64, np.int16))
+        assert diff.max() <= 1, diff.max()
+    assert test.videos([1], size=128).shape == (1, 32, 3, 128, 128)
 
 
 def test_subject_split():

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from fv.data.layout import load_split
-from fv.data.mug import EXPECTED, SourceDataError, find_mug_clips, format_counts, preprocess_mug
+from fv.data.mug import EXPECTED, SourceDataError, find_mug_clips, fingerprint, format_counts, preprocess_mug
 from fv.data.video_io import uniform_indices
 from fv.engine.face_aligner import FaceAligner
 from fv.engine.faces import eye_centres
@@ -144,6 +144,9 @@ def test_layout_discovery_and_errors(mug, tmp_path):
     jobs, dropped = find_mug_clips(root / "subjects3")         # subjects3 itself or its parent
     assert len(jobs) == 7 and all(len(j.files) == 32 for j in jobs)
     assert dropped == {"short": 1, "mixed/extra": 1, "neutral": 1}
+    # a cache entry made without 128 px clips is not one made with them
+    keys = {fingerprint(jobs[0], True), fingerprint(jobs[0], True, size128=True), fingerprint(jobs[0], False)}
+    assert len(keys) == 3 and fingerprint(jobs[0], True) == fingerprint(jobs[0], True, size128=False)
     with pytest.raises(SourceDataError, match="does not exist"):
         preprocess_mug(tmp_path / "nowhere", tmp_path / "o", progress=False)
     (tmp_path / "empty").mkdir()
