@@ -35,10 +35,21 @@ def tiny_preset_config(setting, preset="demo", **train):
     m = cfg.model
     if setting in GAN_SETTINGS:
         return cfg.replace(model=dataclasses.replace(m, gen_ch=4, disc_ch=4, dim_z_content=8))
+    if setting == "LFDM":
+        return cfg.replace(model=tiny_lfdm_model(m, lfae_steps=2))
     # attention at 8x8 where the thesis has it at 16x16: 32 frames' 256-token attention was most of a step
     unet = dataclasses.replace(m.unet, base_ch=4, groups=2, time_dim=16, mixer_ch=8, mixer_hidden=8,
                                face_ch=(2, 2, 4, 8), attn_resolutions=(8,) if m.unet.attn_resolutions else ())
     return cfg.replace(model=dataclasses.replace(m, unet=unet))
+
+
+def tiny_lfdm_model(m, **fields):
+    """An LFDMConfig narrowed to a few channels at 64 px (tiny data has no 128 px clips), its other fields the
+    preset's: the thesis' two blocks per level, dropout 0.1 and four U-Net levels, the demo's one block."""
+    unet = dataclasses.replace(m.unet, latent_ch=4, cond_ch=4, ch=(8,) * len(m.unet.ch), time_dim=8, groups=2,
+                               heads=2)
+    return dataclasses.replace(m, **{"image_size": 64, "ch": (8, 8, 8), "flow_ch": (4, 8, 8), "latent_ch": 4,
+                                     "groups": 2, "unet": unet, **fields})
 
 
 def tiny_embedder_config(**train):

@@ -13,8 +13,10 @@ from fv.cli.app import app
 
 @app.command()
 def train(
-    setting: str = typer.Argument(..., help="baseline | onlyEM | onlyDM | EM-DM | both_retrievedMcs | embedder "
-                                  "(both_retrievedMcs' FECNet-style expression embedder, trained by triplets)"),
+    setting: str = typer.Argument(..., help="baseline | onlyEM | onlyDM | EM-DM | both_retrievedMcs | LFDM (latent flow "
+                                  "diffusion, the thesis' external reference: flow autoencoder, then flow "
+                                  "diffusion, one run) | embedder (both_retrievedMcs' FECNet-style expression "
+                                  "embedder, trained by triplets)"),
     data: Optional[Path] = typer.Option(None, help="Prepared data folder (fv data ...). Default: "
                                         "data/synth, generated on first use."),
     preset: str = typer.Option("demo", help="demo (small, trains on a CPU) | thesis (thesis scale)"),

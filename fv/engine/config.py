@@ -2,7 +2,7 @@
 
 A `RunConfig` is everything needed to rebuild a trained model and to continue its training:
 the setting name, the model configuration (one dataclass per model family: `GANConfig`, `DiffusionConfig`,
-`EmbedderConfig`) and the training configuration. Presets: "demo" (trains on a 2-core CPU in minutes) and
+`LFDMConfig`, `EmbedderConfig`) and the training configuration. Presets: "demo" (trains on a 2-core CPU in minutes) and
 "thesis" (the thesis' hyper-parameters, thesis 2.2.2, 3.1.2, 3.2.3). Checkpoints written by older fv versions
 are read through each model config's `upgrade` (renamed and merged fields), so they keep loading.
 """
@@ -14,14 +14,16 @@ import json
 import typing
 from dataclasses import dataclass, field
 
-from fv.engine.diffusion import OBJECTIVES, DiffusionSchedule, Objective, objective
+from fv.engine.diffusion import OBJECTIVES, PREDICTIONS, DiffusionSchedule, Objective, objective
+from fv.engine.models.flow_unet import FlowUNetConfig
 from fv.engine.models.unet import UNetConfig
 from fv.engine.sample_options import SampleOptions
 
 GAN_SETTINGS = ("baseline", "onlyEM")
 DIFFUSION_SETTINGS = ("onlyDM", "EM-DM", "both_retrievedMcs")
 EMBEDDER_SETTINGS = ("embedder",)   # both_retrievedMcs' expression embedder (fv.engine.models.fecnet)
-SETTINGS = GAN_SETTINGS + DIFFUSION_SETTINGS + EMBEDDER_SETTINGS
+LFDM_SETTINGS = ("LFDM",)           # the external reference (thesis 2.3; fv.engine.families.lfdm)
+SETTINGS = GAN_SETTINGS + DIFFUSION_SETTINGS + LFDM_SETTINGS + EMBEDDER_SETTINGS
 MOTION_SOURCES = ("gru", "retrieved")
 PRESETS = ("demo", "thesis")
 GAN_LOSS_WEIGHTS = ("lambda_emo", "lambda_ide", "lambda_rec")  # fine-tuning takes these from the preset
@@ -173,6 +175,60 @@ def embedder_preset(preset: str) -> tuple[EmbedderConfig, TrainConfig]:
                         ema_decay=0.999, sample_every=0, ckpt_every=2000))
 
 
+@dataclass(frozen=True)
+class LFDMConfig:
+    """LFDM (thesis 2.3; Ni et al. 2023): the latent flow autoencoder, then the flow diffusion model, one run.
+    Steps [0, lfae_steps) train the LFAE; the later ones train the flow U-Net on the frozen LFAE's flows."""
+    image_size: int = 64
+    ch: tuple[int, ...] = (32, 64, 64)       # LFAE encoder/decoder widths; latent at image_size / 2^(len - 1)
+    flow_ch: tuple[int, ...] = (16, 32, 64)  # flow predictor widths (same number of levels)
+    latent_ch: int = 16
+    groups: int = 8
+    unet: FlowUNetConfig = field(default_factory=FlowUNetConfig)
+    lfae_steps: int = 1500
+    frames_per_video: int = 2          # LFAE: target frames per video and step
+    lambda_flow: float = 0.5           # ground-truth flow (L1, image pixels), where the data carries it
+    lambda_vis: float = 0.1            # ground-truth visibility (binary cross-entropy), likewise
+    flow_scale: float = 4.0            # the diffused flow channels are flow / flow_scale (image pixels)
+    num_steps: int = 1000              # DDPM, linear betas, as fv's other diffusion settings
+    beta_start: float = 1e-4
+    beta_end: float = 0.02
+    prediction: str = "eps"
+    p_uncond: float = 0.1              # guidance dropout of the class (the image condition is always kept)
+    sampling: SampleOptions = field(default_factory=lambda: SampleOptions(steps=25, clip_x0=3.0, ref_strength=1.0))
+
+    def __post_init__(self):
+        if self.prediction not in PREDICTIONS:
+            raise ConfigError(f"prediction must be one of {PREDICTIONS}, got {self.prediction!r}")
+        if len(self.ch) != len(self.flow_ch):
+            raise ConfigError(f"ch and flow_ch need the same number of levels, got {self.ch} and {self.flow_ch}")
+        if self.unet.latent_ch != self.latent_ch:
+            raise ConfigError(f"unet.latent_ch {self.unet.latent_ch} must equal latent_ch {self.latent_ch}")
+        if self.sampling.ref_strength != 1.0:
+            raise ConfigError("LFDM samples its flows from pure noise (ref_strength 1)")
+        self.sampling.check_steps(self.num_steps)
+
+    @property
+    def latent_size(self) -> int:
+        return self.image_size >> (len(self.ch) - 1)
+
+    def schedule(self, device=None) -> DiffusionSchedule:
+        return DiffusionSchedule(self.num_steps, self.beta_start, self.beta_end, device=device)
+
+
+def lfdm_preset(preset: str) -> tuple[LFDMConfig, TrainConfig]:
+    if preset == "demo":   # 64 px, latent 16x16: both stages train on a 2-core CPU
+        return LFDMConfig(), TrainConfig(steps=3000, batch_size=8, lr=5e-4, betas=(0.9, 0.999), grad_clip=1.0,
+                                         ema_decay=0.995, sample_every=500, ckpt_every=250)
+    # the paper on MUG: 128x128 frames, 32x32 latent flows, a wider U-Net (fv's data: clips128.npy)
+    unet = FlowUNetConfig(latent_ch=32, cond_ch=32, ch=(64, 128, 256, 256), blocks=2, time_dim=128, dropout=0.1)
+    return (LFDMConfig(image_size=128, ch=(64, 128, 256), flow_ch=(32, 64, 128), latent_ch=32, groups=32,
+                       unet=unet, lfae_steps=100_000, frames_per_video=4, sampling=SampleOptions(
+                           steps=50, clip_x0=3.0, ref_strength=1.0)),
+            TrainConfig(steps=200_000, batch_size=16, lr=2e-4, betas=(0.9, 0.999), grad_clip=1.0,
+                        ema_decay=0.9999, sample_every=5000, ckpt_every=5000))
+
+
 def with_objective(model: DiffusionConfig, name: str) -> DiffusionConfig:
     """`model` set to diffuse and predict as objective `name` (fv.engine.diffusion.OBJECTIVES)."""
     objective(name)
@@ -201,7 +257,7 @@ def diffusion_preset(setting: str, preset: str) -> tuple[DiffusionConfig, TrainC
 class RunConfig:
     setting: str
     preset: str
-    model: GANConfig | DiffusionConfig | EmbedderConfig
+    model: GANConfig | DiffusionConfig | LFDMConfig | EmbedderConfig
     train: TrainConfig = field(default_factory=TrainConfig)
     data: str = ""                          # the data folder it was trained on (informative)
     synth_version: int = 0                  # that folder's synthetic generator version (meta.json); 0: none recorded
@@ -249,7 +305,8 @@ def learned_synth_version(config: RunConfig) -> int:
 
 
 def _model_type(name: str | None) -> type:
-    types = {"GANConfig": GANConfig, "DiffusionConfig": DiffusionConfig, "EmbedderConfig": EmbedderConfig}
+    types = {"GANConfig": GANConfig, "DiffusionConfig": DiffusionConfig, "LFDMConfig": LFDMConfig,
+             "EmbedderConfig": EmbedderConfig}
     if name not in types:
         raise ConfigError(f"unknown model type {name!r} in checkpoint config")
     return types[name]
@@ -300,6 +357,8 @@ def default_config(setting: str, preset: str = "demo", **train_overrides) -> Run
             train = TrainConfig(steps=100_000, batch_size=16, lr=2e-4, sample_every=2000, ckpt_every=2000)
     elif setting in DIFFUSION_SETTINGS:
         model, train = diffusion_preset(setting, preset)
+    elif setting in LFDM_SETTINGS:
+        model, train = lfdm_preset(preset)
     else:
         model, train = embedder_preset(preset)
     train = dataclasses.replace(train, **train_overrides)

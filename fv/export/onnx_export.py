@@ -49,6 +49,7 @@ def export_onnx(module: nn.Module, spec: NetworkSpec, path: str | Path, opset: i
         raise ExportError(f"exporting {spec.name} to ONNX failed: {first}") from e
     model = onnx.load_from_string(buf.getvalue())
     restore_inputs(model, spec)
+    declare_outputs(model, spec)
     meta = {META_NETWORK: spec.name, "fv.spec": json.dumps(spec.to_dict(), sort_keys=True)}
     for k, v in meta.items():
         model.metadata_props.add(key=k, value=v)
@@ -77,3 +78,17 @@ def restore_inputs(model: onnx.ModelProto, spec: NetworkSpec) -> None:
         ordered.append(vi)
     del graph.input[:]
     graph.input.extend(ordered)
+
+
+def declare_outputs(model: onnx.ModelProto, spec: NetworkSpec) -> None:
+    """Graph outputs take the spec's shapes: the tracer writes symbolic sizes where an output's size went through
+    a resize by a scale (LFDM's decoder: nearest upsampling), though the spec fixes them."""
+    for out, s in zip(model.graph.output, spec.outputs):
+        dims = out.type.tensor_type.shape.dim
+        del dims[:]
+        for d in s.shape:
+            dim = dims.add()
+            if isinstance(d, str):
+                dim.dim_param = d
+            else:
+                dim.dim_value = d

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 
 from fv.data.layout import load_split
@@ -108,12 +109,16 @@ class Trainer:
     # ---- pieces -------------------------------------------------------------------------------
     def batch(self, step: int) -> dict[str, torch.Tensor]:
         idx = self.dist.shard(self.batches.indices(step))   # this process' part of the global batch
-        out = {"video": self.data.videos(idx).to(self.device),             # [B, T, 3, 64, 64]
+        size = getattr(self.step, "image_size", 64)                         # LFDM's paper preset: 128 px
+        out = {"video": self.data.videos(idx, size=size).to(self.device),  # [B, T, 3, S, S]
                "emotion": self.emotions[idx].to(self.device),               # [B]
                "subject": self.subjects[idx].to(self.device),               # [B]
                "index": torch.tensor(idx, device=self.device)}              # [B] rows of the split
         if self.data.aus is not None:                                       # [B, T, K] action units (synthetic)
             out["aus"] = torch.from_numpy(self.data.aus[idx]).to(self.device)
+        if getattr(self.step, "motion_supervised", False) and self.data.flow64 is not None:
+            out["flow"] = torch.from_numpy(np.asarray(self.data.flow64[idx])).to(self.device)   # [B, T, 64, 64, 2]
+            out["occ"] = torch.from_numpy(np.asarray(self.data.occ64[idx])).to(self.device)     # [B, T, 64, 64]
         return out
 
     def save(self, step: int) -> Path:

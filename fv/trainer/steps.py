@@ -11,8 +11,9 @@ from fv.engine.families import family_of
 from fv.trainer.diffusion_step import DiffusionStep
 from fv.trainer.embedder_step import EmbedderStep
 from fv.trainer.gan_step import GANStep
+from fv.trainer.lfdm_step import LFDMStep
 
-STEPS = {"gan": GANStep, "diffusion": DiffusionStep, "embedder": EmbedderStep}
+STEPS = {"gan": GANStep, "diffusion": DiffusionStep, "embedder": EmbedderStep, "lfdm": LFDMStep}
 
 
 def step_class(config: RunConfig):

@@ -13,7 +13,7 @@ from fv.engine.config import GANConfig, RunConfig, default_config
 from fv.engine.config import DiffusionConfig
 from fv.engine.models.unet import UNetConfig
 
-SETTINGS = ("baseline", "onlyEM", "onlyDM", "EM-DM", "both_retrievedMcs")
+SETTINGS = ("baseline", "onlyEM", "onlyDM", "EM-DM", "both_retrievedMcs", "LFDM")
 
 
 def tiny_config(setting: str) -> RunConfig:
@@ -21,6 +21,11 @@ def tiny_config(setting: str) -> RunConfig:
         cfg = default_config(setting, "demo")
         return cfg.replace(model=dataclasses.replace(cfg.model, gen_ch=4, disc_ch=4, dim_z_content=8,
                                                      n_identities=3))
+    if setting == "LFDM":   # 32x32 frames, an 8x8 latent, a two-level flow U-Net; L = 100 diffusion steps
+        from tests.tiny import tiny_lfdm_model
+        cfg = default_config("LFDM", "demo")
+        m = tiny_lfdm_model(cfg.model, num_steps=100, image_size=32)
+        return cfg.replace(model=dataclasses.replace(m, unet=dataclasses.replace(m.unet, ch=(8, 8))))
     retrieved = setting == "both_retrievedMcs"
     # 32x32 frames, two levels, attention in the bottleneck; L = 100 diffusion steps
     unet = UNetConfig.demo(image_size=32, base_ch=4, ch_mult=(1, 2), groups=2, time_dim=16, mixer_depth=1,
@@ -39,6 +44,9 @@ def tiny_model(setting: str, seed: int = 0):
     with torch.no_grad():  # GRU biases and the U-Net's output conv start small: make outputs input-dependent
         if "unet" in model:
             for p in model["unet"].out.parameters():
+                p.normal_(0, 0.3)
+        if "dm" in model:       # LFDM's flow U-Net and flow predictor start at zero output too
+            for p in [*model["dm"].out.parameters(), *model["lfae"].flow.head.parameters()]:
                 p.normal_(0, 0.3)
     return cfg, model.eval()
 

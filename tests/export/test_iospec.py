@@ -13,7 +13,7 @@ from tests.export.conftest import SETTINGS, tiny_config, tiny_model
 
 EXPECTED = {"baseline": ["motion", "encoder", "decoder"], "onlyEM": ["motion", "encoder", "decoder"],
             "onlyDM": ["motion", "face_encoder", "denoiser"], "EM-DM": ["motion", "face_encoder", "denoiser"],
-            "both_retrievedMcs": ["face_encoder", "denoiser"]}
+            "both_retrievedMcs": ["face_encoder", "denoiser"], "LFDM": ["encoder", "flow_denoiser", "decoder"]}
 
 
 @pytest.mark.parametrize("setting", SETTINGS)

@@ -19,7 +19,8 @@ from tests.export.conftest import tiny_model
 TOL = TOLERANCE["onnxruntime-fp32"]
 CASES = [("baseline", "motion"), ("onlyEM", "motion"), ("baseline", "encoder"), ("baseline", "decoder"),
          ("onlyEM", "decoder"),
-         ("onlyDM", "face_encoder"), ("onlyDM", "denoiser"), ("both_retrievedMcs", "denoiser")]
+         ("onlyDM", "face_encoder"), ("onlyDM", "denoiser"), ("both_retrievedMcs", "denoiser"),
+         ("LFDM", "encoder"), ("LFDM", "flow_denoiser"), ("LFDM", "decoder")]
 
 
 @pytest.fixture(scope="module")

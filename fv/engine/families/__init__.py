@@ -2,6 +2,7 @@
 
     gan        baseline, onlyEM (thesis 2.2, 3.1)         fv.engine.families.gan
     diffusion  onlyDM, EM-DM, both_retrievedMcs (3.2-3.4)  fv.engine.families.diffusion
+    lfdm       LFDM, the external reference (2.3)          fv.engine.families.lfdm
     embedder   embedder, both_retrievedMcs' expression     fv.engine.families.embedder
                embedder (2.5.1); renders no videos
 
@@ -27,6 +28,7 @@ from fv.engine.config import RunConfig
 from fv.engine.families.diffusion import DiffusionFamily
 from fv.engine.families.embedder import EmbedderFamily
 from fv.engine.families.gan import GANFamily
+from fv.engine.families.lfdm import LFDMFamily
 from fv.engine.iospec import NetworkSpec
 from fv.engine.sample_options import SampleOptions
 
@@ -63,7 +65,7 @@ class Family(Protocol):
 
 
 FAMILIES: dict[str, Family] = {"GANConfig": GANFamily(), "DiffusionConfig": DiffusionFamily(),
-                               "EmbedderConfig": EmbedderFamily()}
+                               "LFDMConfig": LFDMFamily(), "EmbedderConfig": EmbedderFamily()}
 
 
 def family_of(config: RunConfig) -> Family:
