@@ -7,7 +7,8 @@
 Inputs: the real portraits in /work/shared/data/faces (obama, biden, obama-1080p; $FV_FACES) and frames of
 the Pexels video ($FV_VIDEO; --video-frames, default 0), all six emotions, one seed. For every mode of
 fv.photo_video (pixels: the model's frames upscaled; transfer-self: the photo's pixels moved by the model's
-frames of the photo; transfer: moved by the model's frames of a synthetic stand-in face; --modes picks some)
+frames of the photo; transfer: moved by the model's frames of a synthetic stand-in face; flow, for LFDM: moved
+by the flows it generates for the photo; --modes picks some)
 it scores the face video (at the face's own size, at most --max-size):
   id_mean / id_max   dlib identity distance (Euclidean, 128-D; same person < 0.6) between the input crop and
                      every output frame, mean and max over the 32 frames (frames scored at 224 px)
@@ -36,7 +37,7 @@ from fv.engine.labels import EMOTIONS
 from fv.engine.requests import RenderRequest
 from fv.metrics.emotion import build_emotion_classifier
 from fv.metrics.identity import build_face_embedder
-from fv.photo_video import MODES, face_video, load_face, model_input, standin_version
+from fv.photo_video import MODES, face_video, generates_flows, load_face, model_input, render, standin_version
 
 FACES = Path(os.environ.get("FV_FACES", "/work/shared/data/faces"))
 VIDEO = Path(os.environ.get("FV_VIDEO", "/work/shared/data/WolfgangLanger_Pexels.mp4"))
@@ -96,13 +97,13 @@ def main() -> None:
     eng = Engine(args.checkpoint, steps=int(args.steps))
     steps = eng.options.steps if eng.options is not None else 1
     embed, fer = build_face_embedder("dlib"), build_emotion_classifier("wtf", device="cpu")
-    modes = [m for m in MODES if m in args.modes.split(",")]
+    modes = [m for m in MODES if m in args.modes.split(",") and (m != "flow" or generates_flows(eng))]
     rows, t0 = [], time.perf_counter()
     frames = [int(x) for x in args.video_frames.split(",") if x.strip()]
     with tempfile.TemporaryDirectory() as tmp:
         faces = {name: load_face(p, eng.image_size, hi=args.max_size) for name, p in inputs(Path(tmp), frames).items()}
     # one batch: the stand-in and (for transfer-self / pixels, which share a render) the photos' crops
-    own = [m for m in modes if m != "transfer"]
+    own = [m for m in modes if m not in ("transfer", "flow")]
     sources = {**({n: f for n, f in faces.items()} if own else {}), "_standin": next(iter(faces.values()))}
     reqs = [(n, e) for n in sources for e in range(len(EMOTIONS))]
     version = standin_version(eng.config)   # the stand-in is drawn as the checkpoint's training faces were
@@ -114,8 +115,10 @@ def main() -> None:
         per_mode = {m: [] for m in modes}
         for e, emo in enumerate(EMOTIONS):
             for mode in modes:
-                g = gen[("_standin" if mode == "transfer" else name, e)]
-                video = face_video(face, mode, g, version)
+                if mode == "flow":   # LFDM's own flows for the photo (its default mode)
+                    video = render(eng, face, e, args.seed, "flow")[0]
+                else:
+                    video = face_video(face, mode, gen[("_standin" if mode == "transfer" else name, e)], version)
                 per_mode[mode].append(video)
                 rows.append({"input": name, "size": face.size, "emotion": emo, "mode": mode,
                              **score(video, face.hires, e, embed, fer, args.every)})

@@ -1,13 +1,14 @@
 """`fv demo`: the embedded default end to end, on a CPU, in minutes.
 
 1. makes the synthetic data set (demo_out/data/synth),
-2. trains baseline (VICEGAN) and onlyDM briefly, starting from the small checkpoints shipped in
+2. trains baseline (VICEGAN), onlyDM and LFDM briefly, starting from the small checkpoints shipped in
    fv/assets/checkpoints/ when present (fine-tuning; from scratch otherwise, which takes hours on a CPU),
-3. renders every emotion for held-out test faces with both settings: MP4 + GIF per video, and one PNG
+3. renders every emotion for held-out test faces with each setting: MP4 + GIF per video, and one PNG
    strip per setting (rows = face x emotion, 10 frames across, as the thesis figures show),
 4. renders every emotion for a real portrait that ships with fv (fv/assets/faces/biden.jpg, a public-domain
-   White House photograph, downscaled) with onlyDM in `fv render`'s default mode, at the face's own
-   resolution and pasted back into the photo at the photo's size (demo_out/portrait/).
+   White House photograph, downscaled) with onlyDM and with LFDM in `fv render`'s default mode for each
+   (transfer; LFDM: its own flows), at the face's own resolution and pasted back into the photo at the
+   photo's size (demo_out/portrait/, demo_out/portrait_LFDM/).
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ def shipped_checkpoint(setting: str) -> Path | None:
 
 
 def run_demo(out: Path = Path("demo_out"), baseline_steps: int = 60, dm_steps: int = 60, n_faces: int = 2,
-             sample_steps: int = 25, progress: bool = True, log: Callable[[str], None] = print) -> dict:
+             sample_steps: int = 25, progress: bool = True, log: Callable[[str], None] = print,
+             lfdm_steps: int = 40) -> dict:
     from fv.data.synth import DEFAULT_VERSION, make_synthetic
     from fv.engine.config import data_synth_version
     from fv.trainer.run import train_setting
@@ -44,7 +46,7 @@ def run_demo(out: Path = Path("demo_out"), baseline_steps: int = 60, dm_steps: i
         make_synthetic(data, progress=progress)   # the default version: what the shipped checkpoints learned
     runs = out / "runs"
     ckpts = {}
-    for setting, steps in (("baseline", baseline_steps), ("onlyDM", dm_steps)):
+    for setting, steps in (("baseline", baseline_steps), ("onlyDM", dm_steps), ("LFDM", lfdm_steps)):
         init = shipped_checkpoint(setting)
         how = f"fine-tuning the shipped {init.name}" if init else "from scratch (no shipped checkpoint)"
         log(f"[demo] {'2' if setting == 'baseline' else '3'}/4 train {setting}: {steps} steps, {how}")
@@ -66,29 +68,32 @@ def run_demo(out: Path = Path("demo_out"), baseline_steps: int = 60, dm_steps: i
         written[setting] = render_emotions(path, faces, [test.rows[r]["subject"] for r in rows],
                                            out / "videos" / setting, out / f"{setting}_strip.png",
                                            sample_steps=sample_steps, progress=progress)
-    log(f"[demo] real portrait {PORTRAIT.name}: the six emotions with onlyDM at the photo's own resolution")
+    log(f"[demo] real portrait {PORTRAIT.name}: the six emotions with onlyDM and LFDM at the photo's own resolution")
     written["portrait"] = render_portrait(ckpts["onlyDM"], PORTRAIT, out / "portrait", sample_steps=sample_steps)
-    log(f"[demo] done: strips {out}/baseline_strip.png, {out}/onlyDM_strip.png and {out}/portrait_strip.png, "
-        f"videos in {out}/videos/ and {out}/portrait/")
+    written["portrait_LFDM"] = render_portrait(ckpts["LFDM"], PORTRAIT, out / "portrait_LFDM",
+                                               sample_steps=sample_steps)
+    log(f"[demo] done: strips {out}/baseline_strip.png, {out}/onlyDM_strip.png, {out}/LFDM_strip.png, "
+        f"{out}/portrait_strip.png and {out}/portrait_LFDM_strip.png, videos in {out}/videos/, {out}/portrait/ "
+        f"and {out}/portrait_LFDM/")
     return {"checkpoints": ckpts, "videos": written}
 
 
 def render_portrait(checkpoint: Path, photo: Path, out: Path, sample_steps: int = 25) -> list[Path]:
-    """Every emotion for the face in `photo`, in fv render's default mode: the face video at the face's own
+    """Every emotion for the face in `photo`, in fv render's default mode for the checkpoint: the face video at the face's own
     resolution (MP4 each) and pasted into the whole photo (MP4 each), and a PNG strip (rows = emotions, 10
     frames of the face video across) beside the folder, as <out>_strip.png."""
     import numpy as np
 
     from fv.data.video_io import uniform_indices, write_mp4
     from fv.engine.engine import Engine
-    from fv.photo_video import DEFAULT_MODE, load_face, pasted, render
+    from fv.photo_video import load_face, pasted, render
     from fv.trainer.preview import save_png
 
     engine = Engine(checkpoint, backend="torch", device="cpu", steps=sample_steps)
     face = load_face(photo, engine.image_size)
     paths, rows = [], []
     for e, name in enumerate(EMOTIONS):
-        video, _ = render(engine, face, e, seed=e, mode=DEFAULT_MODE)          # uint8 [32, S, S, 3]
+        video, _ = render(engine, face, e, seed=e)                             # uint8 [32, S, S, 3]
         paths += [write_mp4(out / f"{name}_face.mp4", video), write_mp4(out / f"{name}_photo.mp4", pasted(face, video))]
         rows.append(np.concatenate(list(video[uniform_indices(len(video), 10)]), axis=1))
     paths.append(save_png(out.parent / f"{out.name}_strip.png", np.concatenate(rows, axis=0)))

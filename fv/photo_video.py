@@ -16,6 +16,9 @@ where it keeps its own scale (native_crop_size, 64..512 px); the checkpoint stil
                  own frames of the photo (fv.engine.motion_transfer); generated pixels, colour-matched and
                  only darkening, where the flow cannot explain an opened mouth.
   pixels         the model's own frames of the photo, upscaled: what the thesis' models paint.
+  flow           (LFDM, thesis 2.3; its default) the photo's own pixels moved by the latent flows the checkpoint
+                 generates for the photo's crop, upsampled to the high-resolution crop; where its visibility map
+                 says frame 0 cannot show a point (an opened mouth), the photo's pixels are shadowed.
 
 benchmarks/photo_modes.py measures the modes on the real portraits and three frames of the Pexels video, all six
 emotions (benchmarks/photo_modes.json; onlyDM, 10 steps): dlib identity distance to the input, mean / max over
@@ -44,8 +47,11 @@ MODES = {
     "transfer-self": "the photo's own pixels, moved by the motion of the model's frames of the photo",
     "pixels": "the model's own 64 px frames of the photo, upscaled (synthetic-trained models paint "
               "cartoon teeth and blotches on real faces)",
+    "flow": "LFDM only, its default: the photo's own pixels moved by the flows LFDM generates for it",
 }
-DEFAULT_MODE = "transfer"
+DEFAULT_MODE = "transfer"  # for a checkpoint that generates frames; one that generates flows (LFDM): "flow"
+VIS_RAMP = (0.25, 0.75)    # flow mode: visibility below 0.25 is fully shadowed, above 0.75 untouched
+SHADOW = 0.35              # ... to this share of the pixel's brightness (as transfer's parted lips)
 STANDIN = (0, 0)          # fv.data.synth.synthetic_identity(seed, index) of the stand-in face
 
 
@@ -61,7 +67,16 @@ def parse_mode(text: str) -> str:
 
 
 def modes_help() -> str:
-    return "; ".join(f"{k}: {v}" for k, v in MODES.items()) + f". Default: {DEFAULT_MODE}."
+    return "; ".join(f"{k}: {v}" for k, v in MODES.items()) + f". Default: {DEFAULT_MODE} (flow for LFDM)."
+
+
+def generates_flows(eng) -> bool:
+    """Whether the engine's checkpoint generates flows it can hand out (LFDM's renderer.flows)."""
+    return hasattr(eng.renderer, "flows")
+
+
+def default_mode(eng) -> str:
+    return "flow" if generates_flows(eng) else DEFAULT_MODE
 
 
 @dataclass(frozen=True)
@@ -208,14 +223,47 @@ def _mouth(aligned: AlignedFace) -> np.ndarray:
     return mouth_mask(aligned)
 
 
-def render(eng, face: PhotoFace, emotion: int, seed: int, mode: str = DEFAULT_MODE,
+def render(eng, face: PhotoFace, emotion: int, seed: int, mode: str | None = None,
            progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """(uint8 [32, S, S, 3] the face video, uint8 [32, s, s, 3] what the checkpoint generated for it)."""
+    """(uint8 [32, S, S, 3] the face video, uint8 [32, s, s, 3] what the checkpoint generated for it); mode None:
+    the checkpoint's default (default_mode)."""
     from fv.engine.requests import RenderRequest
+    mode = parse_mode(mode or default_mode(eng))
+    if mode == "flow":
+        return flow_video(eng, face, emotion, seed)
     version = standin_version(eng.config)
     generated = eng.render_requests([RenderRequest(model_input(face, mode, version), emotion, seed)],
                                     progress=progress)[0]
     return face_video(face, mode, generated, version), generated
+
+
+def flow_video(eng, face: PhotoFace, emotion: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """LFDM's flows for the photo's crop, applied to its high-resolution crop (fv.engine.motion_transfer's
+    conventions: backward flow, F^S(p) = r F^s((p + 0.5) / r - 0.5)), shadowed where the visibility is low."""
+    import cv2
+    import numpy as np
+    import torch
+
+    from fv.data.layout import to_model_range
+    from fv.engine.engine import to_uint8_video
+    from fv.engine.motion_transfer import resize_flow, warp
+    if not generates_flows(eng):
+        raise RenderModeError(f"--mode flow needs a checkpoint that generates flows (LFDM); {eng.setting} "
+                              f"generates frames (use --mode {DEFAULT_MODE})")
+    x_ref = to_model_range(face.crop[None]).to(eng.device)
+    with torch.no_grad():
+        latent, flow, vis = eng.renderer.flows(x_ref, torch.tensor([emotion]), [seed])
+        generated = to_uint8_video(eng.renderer.decode(latent, flow, vis))[0]
+    S, h = face.size, flow.shape[-1]
+    flows = flow[0].permute(0, 2, 3, 1).float().cpu().numpy() * (h / eng.image_size)   # [T, h, h, 2] grid px
+    lo, hi = VIS_RAMP
+    frames = []
+    for f, v in zip(flows, vis[0, :, 0].float().cpu().numpy()):
+        m = np.clip((hi - v) / (hi - lo), 0, 1).astype(np.float32)
+        scale = 1 - (1 - SHADOW) * cv2.resize(m, (S, S), interpolation=cv2.INTER_LINEAR)
+        warped = warp(face.hires, resize_flow(f, S)).astype(np.float32)
+        frames.append(np.clip(warped * scale[..., None] + 0.5, 0, 255).astype(np.uint8))
+    return np.stack(frames), generated
 
 
 def pasted(face: PhotoFace, video: np.ndarray) -> np.ndarray:

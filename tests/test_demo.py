@@ -1,4 +1,4 @@
-"""The demo end to end on a small synthetic set: training both settings briefly and rendering."""
+"""The demo end to end on a small synthetic set: training baseline, onlyDM and LFDM briefly and rendering."""
 
 import pytest
 
@@ -14,10 +14,11 @@ def test_demo_trains_and_renders(tmp_path):
                    progress=False)
     logs = []
     result = run_demo(tmp_path, baseline_steps=2, dm_steps=2, n_faces=1, sample_steps=2, progress=False,
-                      log=logs.append)
+                      log=logs.append, lfdm_steps=2)
     assert read_checkpoint(result["checkpoints"]["baseline"]).step == 2
     assert read_checkpoint(result["checkpoints"]["onlyDM"]).config.setting == "onlyDM"
-    for setting in ("baseline", "onlyDM"):
+    assert read_checkpoint(result["checkpoints"]["LFDM"]).step == 2
+    for setting in ("baseline", "onlyDM", "LFDM"):
         assert (tmp_path / f"{setting}_strip.png").stat().st_size > 0
         mp4s = sorted((tmp_path / "videos" / setting).glob("*.mp4"))
         gifs = sorted((tmp_path / "videos" / setting).glob("*.gif"))
@@ -28,10 +29,11 @@ def test_demo_trains_and_renders(tmp_path):
     from PIL import Image
 
     from fv.demo import PORTRAIT
-    faces = sorted((tmp_path / "portrait").glob("*_face.mp4"))
-    photos = sorted((tmp_path / "portrait").glob("*_photo.mp4"))
-    assert len(faces) == len(photos) == len(EMOTIONS)
-    width, height = Image.open(PORTRAIT).size
-    assert iio.imread(photos[0]).shape[1:3] == (height, width)
-    assert iio.imread(faces[0]).shape[1] > 64                     # larger than the model's 64 px frames
-    assert (tmp_path / "portrait_strip.png").stat().st_size > 0
+    for folder in ("portrait", "portrait_LFDM"):                  # onlyDM's transfer, LFDM's own flows
+        faces = sorted((tmp_path / folder).glob("*_face.mp4"))
+        photos = sorted((tmp_path / folder).glob("*_photo.mp4"))
+        assert len(faces) == len(photos) == len(EMOTIONS)
+        width, height = Image.open(PORTRAIT).size
+        assert iio.imread(photos[0]).shape[1:3] == (height, width)
+        assert iio.imread(faces[0]).shape[1] > 64                 # larger than the model's 64 px frames
+        assert (tmp_path / f"{folder}_strip.png").stat().st_size > 0

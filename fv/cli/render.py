@@ -11,7 +11,7 @@ import typer
 
 from fv.cli import common
 from fv.cli.app import app
-from fv.photo_video import DEFAULT_MODE, modes_help
+from fv.photo_video import modes_help
 
 MODES_HELP = "How the face video is made: " + modes_help()
 
@@ -60,14 +60,14 @@ def _engine(checkpoint: Optional[Path], setting: Optional[str], backend: str, de
 
 
 def render_photo(face: Path, emotion: str, eng, seed: int, out: Optional[Path], paste: bool, aligned: bool,
-                 fps: float, progress: bool, mode: str = "pixels") -> Path:
+                 fps: float, progress: bool, mode: str | None = "pixels") -> Path:
     """Detect and align the face, render it at its own resolution (fv.photo_video's modes), write video.mp4 /
     video.gif / strip.png / input.png / generated.png (the checkpoint's own frames) (+ paste_*)."""
     from fv.data.video_io import write_gif, write_mp4, write_strip
     from fv.engine.atomic import atomic_files
     from fv.engine.labels import CLASSES, parse_emotion
-    from fv.photo_video import parse_mode, pasted, render, trained_on_synthetic
-    emo, mode = parse_emotion(emotion), parse_mode(mode)
+    from fv.photo_video import default_mode, parse_mode, pasted, render, trained_on_synthetic
+    emo, mode = parse_emotion(emotion), parse_mode(mode or default_mode(eng))
     photo = _face(face, eng.image_size, aligned)
     if mode == "pixels" and not aligned and trained_on_synthetic(eng.config):
         common.info(f"[fv] warning: {eng.setting} was trained on synthetic faces ({eng.config.data}); --mode pixels "
@@ -134,7 +134,7 @@ def render(
     paste: bool = typer.Option(False, "--paste", help="Also paste the face video back into the photo, at the "
                                "photo's own size."),
     aligned: bool = typer.Option(False, "--aligned", help="The photo is already an aligned face crop."),
-    mode: str = typer.Option(DEFAULT_MODE, help=MODES_HELP),
+    mode: Optional[str] = typer.Option(None, help=MODES_HELP),
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
     fps: float = typer.Option(8.0, help="Frames per second of the MP4 and GIF."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
@@ -144,7 +144,8 @@ def render(
     from fv.engine.labels import parse_emotion
     from fv.photo_video import parse_mode
     parse_emotion(emotion)  # an unknown emotion or mode fails before anything is loaded
-    parse_mode(mode)
+    if mode is not None:
+        parse_mode(mode)
     if paste and aligned:
         common.fail(ValueError("--paste needs the face detected in a photo; drop --aligned"))
         raise typer.Exit(2)

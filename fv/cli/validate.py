@@ -69,6 +69,7 @@ RULES: dict[str, Rule] = {
     "version": Rule(choices=(1, 2)),
     "baseline_steps": COUNT0,
     "dm_steps": COUNT0,
+    "lfdm_steps": COUNT0,
     "faces": COUNT,
     "sample_steps": COUNT,
 }

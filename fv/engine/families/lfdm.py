@@ -73,7 +73,7 @@ class LFDMRenderer:
         self.rows_per_frame = 1 if options.guidance == 1.0 else 2
         self.steps = steps_from(m.num_steps, options.steps)
 
-    def motion(self, x_ref: torch.Tensor, emotions: torch.Tensor, seeds: list[int],
+    def flows(self, x_ref: torch.Tensor, emotions: torch.Tensor, seeds: list[int],
                tick=lambda: None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x_ref [n, 3, S, S] -> (latent [n, C, h, w], flow [n, T, 2, h, w] in pixels of the S-pixel frame,
         visibility [n, T, 1, h, w]): the sampled flows, before any decoding."""
@@ -100,7 +100,10 @@ class LFDMRenderer:
         return (latent, *decode_flows(x0, m.flow_scale))
 
     def __call__(self, x_ref: torch.Tensor, emotions: torch.Tensor, seeds: list[int], tick) -> torch.Tensor:
-        latent, flow, vis = self.motion(x_ref, emotions, seeds, tick)
+        return self.decode(*self.flows(x_ref, emotions, seeds, tick))
+
+    def decode(self, latent: torch.Tensor, flow: torch.Tensor, vis: torch.Tensor) -> torch.Tensor:
+        """(latent [n, C, h, w], flow [n, T, 2, h, w], visibility [n, T, 1, h, w]) -> videos [n, T, 3, S, S]."""
         n, T = flow.shape[:2]
         frames = self.nets["decoder"](latent=latent.repeat_interleave(T, 0), flow=flow.flatten(0, 1),
                                       visibility=vis.flatten(0, 1))["frame"]
