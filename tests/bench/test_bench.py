@@ -24,3 +24,23 @@ def test_gan_checkpoints_have_one_pass(tmp_path):
     ckpt = tiny_checkpoint(tmp_path / "b.safetensors", "baseline")
     rows = throughput(ckpt, steps=(10, 50), videos=2, repeats=1, log=lambda m: None)
     assert len(rows) == 1 and rows[0]["sampler"] == "single-pass" and rows[0]["steps"] == 0
+
+
+def test_fv_bench_on_an_lfdm_checkpoint(tmp_path, monkeypatch, capsys):
+    """`fv bench` through its command line: LFDM's three networks on torch and on ONNX Runtime (exported on demand)."""
+    import sys
+
+    from fv.cli import main as cli
+    ckpt = tiny_checkpoint(tmp_path / "lfdm.safetensors", "LFDM")
+    monkeypatch.setattr(sys, "argv", ["fv", "bench", str(ckpt), "--backend", "torch", "--backend", "onnxruntime",
+                                      "--steps", "2", "--steps", "3", "--videos", "2", "--repeats", "1",
+                                      "--device", "cpu", "--artifacts", str(tmp_path / "exports"),
+                                      "--json", str(tmp_path / "b.json")])
+    assert cli.main() == 0, capsys.readouterr()
+    rows = json.loads((tmp_path / "b.json").read_text())["results"]
+    assert [(r["setting"], r["backend"], r["steps"]) for r in rows] == [
+        ("LFDM", "torch", 2), ("LFDM", "torch", 3), ("LFDM", "onnxruntime", 2), ("LFDM", "onnxruntime", 3)]
+    for r in rows:
+        assert r["sampler"] == "ddim" and r["guidance"] == 2.0 and r["videos"] == 2
+        assert abs(r["frames_per_s"] - r["videos"] * 32 / r["seconds"]) <= 1e-3 * r["frames_per_s"] + 0.01
+    assert (tmp_path / "exports").is_dir() and any((tmp_path / "exports").rglob("*.onnx"))

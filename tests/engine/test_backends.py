@@ -17,7 +17,7 @@ def module_outputs(mod, spec, feeds):
     return dict(zip(spec.output_names, (out,) if torch.is_tensor(out) else out))
 
 
-@pytest.mark.parametrize("setting", ["baseline", "onlyDM"])
+@pytest.mark.parametrize("setting", ["baseline", "onlyDM", "LFDM"])
 def test_torch_backend_is_the_module(setting):
     cfg, model = tiny_model(setting)
     specs, mods = network_specs(cfg), network_modules(cfg, model)
