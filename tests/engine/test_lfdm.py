@@ -131,7 +131,7 @@ def test_sampled_flows_are_a_hand_written_ddim_loop(prediction, rtol):
     cfg, model, eng = lfdm_engine(g, "ddim5", prediction, clip_x0=None)
     assert eng.options.clip_x0 is None and cfg.model.num_steps == 100
     x_ref = faces(2, seed=1)
-    latent, flow, vis = eng.renderer.motion(x_ref, torch.tensor(emotions), seeds)
+    latent, flow, vis = eng.renderer.flows(x_ref, torch.tensor(emotions), seeds)
 
     ab = np.cumprod(1 - np.linspace(1e-4, 0.02, 100))                  # abar_t, float64
     ts = [96, 72, 48, 24, 0]
@@ -183,10 +183,10 @@ def test_seeds_and_emotions_change_the_result():
     x = faces(1, seed=3).expand(2, -1, -1, -1)
     v = eng.sample(x, [2, 2], [1, 2])
     assert (v[0] - v[1]).abs().max() > 1e-2                           # another seed, another video
-    _, f, _ = eng.renderer.motion(x, torch.tensor([0, 5]), [4, 4])     # same face and seed, two emotions
+    _, f, _ = eng.renderer.flows(x, torch.tensor([0, 5]), [4, 4])     # same face and seed, two emotions
     assert (f[0] - f[1]).abs().max() > 1e-2
     # and the engine's emotion is its one-hot: the same emotion twice gives the same flows
-    _, f2, _ = eng.renderer.motion(x, torch.tensor([5, 5]), [4, 4])
+    _, f2, _ = eng.renderer.flows(x, torch.tensor([5, 5]), [4, 4])
     torch.testing.assert_close(f2[0], f2[1], atol=ATOL, rtol=0)
     torch.testing.assert_close(f2[1], f[1], atol=ATOL, rtol=0)
 
