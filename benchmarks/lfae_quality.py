@@ -8,6 +8,9 @@ On the test split (identities the checkpoint never saw), for every apex frame t 
     rebuilt     the LFAE's frame t from frame 0: decoder(warp(encoder(frame 0), flow) * visibility), with flow and
                 visibility predicted from (frame 0, frame t) (fv.engine.models.lfae.LFAE.forward)
     copy        frame 0 itself (the "no motion" baseline)
+    pixels      frame 0's own pixels moved by the LFAE's flow, upsampled from the latent grid (what `fv render
+                --mode flow` does to a photo: fv.engine.motion_transfer.resize_flow / warp), no decoder
+    gt pixels   frame 0's pixels moved by the data's ground-truth flow64 (the best a pure warp can do)
     PSNR, SSIM  of each against the real frame t (fv.metrics.reconstruction; uint8 range), mean over frames
     EPE         end-point error of the predicted flow against the data's ground-truth flow64, both on the latent
                 grid (the ground truth area-pooled as in training), in pixels of the 64 px frame; beside it the
@@ -28,6 +31,7 @@ from fv.data.layout import load_split, to_uint8
 from fv.engine.atomic import atomic_write_text
 from fv.engine.checkpoint import load_model_state, read_checkpoint
 from fv.engine.families import build_model
+from fv.engine.motion_transfer import resize_flow, warp
 from fv.metrics.reconstruction import epe, psnr, ssim
 from fv.trainer.lfdm_step import GT_SIZE, to_latent_grid
 
@@ -45,8 +49,8 @@ def load_lfae(path: Path):
 
 def measure(config, lfae, data, n_videos: int, batch: int = 4) -> dict:
     m = config.model
-    rows = {"rebuilt_psnr": [], "rebuilt_ssim": [], "copy_psnr": [], "copy_ssim": [], "epe": [], "epe_zero": [],
-            "epe_moving": [], "epe_zero_moving": []}
+    rows = {f"{k}_{q}": [] for k in ("rebuilt", "copy", "pixels", "gt_pixels") for q in ("psnr", "ssim")}
+    rows.update({k: [] for k in ("epe", "epe_zero", "epe_moving", "epe_zero_moving")})
     n = min(n_videos, len(data))
     for start in range(0, n, batch):
         idx = list(range(start, min(n, start + batch)))
@@ -56,11 +60,17 @@ def measure(config, lfae, data, n_videos: int, batch: int = 4) -> dict:
             rebuilt, flow, _ = lfae(video[:, 0], x_t)
         real, copy = to_uint8(x_t), to_uint8(video[:, 0].repeat_interleave(len(APEX), 0))
         out = to_uint8(rebuilt)
-        for r, c, o in zip(real, copy, out):
-            rows["rebuilt_psnr"].append(psnr(o, r))
-            rows["rebuilt_ssim"].append(ssim(o, r))
-            rows["copy_psnr"].append(psnr(c, r))
-            rows["copy_ssim"].append(ssim(c, r))
+        S, h = m.image_size, flow.shape[-1]
+        grid_px = (flow * (h / S)).permute(0, 2, 3, 1).numpy()                 # in pixels of the latent grid
+        moved = [warp(c, resize_flow(f, S)) for c, f in zip(copy, grid_px)]
+        ways = {"rebuilt": out, "copy": copy, "pixels": moved}
+        if data.flow64 is not None:
+            gt64 = np.asarray(data.flow64[idx])[:, APEX].astype(np.float32).reshape(-1, GT_SIZE, GT_SIZE, 2)
+            ways["gt_pixels"] = [warp(c, resize_flow(g * (GT_SIZE / S), S)) for c, g in zip(copy, gt64)]
+        for way, frames in ways.items():
+            for r, o in zip(real, frames):
+                rows[f"{way}_psnr"].append(psnr(o, r))
+                rows[f"{way}_ssim"].append(ssim(o, r))
         if data.flow64 is not None:
             h = flow.shape[-1]
             gt = torch.from_numpy(np.asarray(data.flow64[idx])[:, APEX].astype(np.float32))   # [b, 12, 64, 64, 2]
@@ -91,6 +101,9 @@ def main() -> None:
     print("| frame t from | PSNR (dB) | SSIM |\n|---|---|---|")
     print(f"| LFAE (frame 0 warped + decoded) | {res['rebuilt_psnr']:.2f} | {res['rebuilt_ssim']:.3f} |")
     print(f"| copy of frame 0 | {res['copy_psnr']:.2f} | {res['copy_ssim']:.3f} |")
+    print(f"| frame 0's pixels moved by the LFAE's flow | {res['pixels_psnr']:.2f} | {res['pixels_ssim']:.3f} |")
+    if res["gt_pixels_psnr"] is not None:
+        print(f"| frame 0's pixels moved by the true flow | {res['gt_pixels_psnr']:.2f} | {res['gt_pixels_ssim']:.3f} |")
     if res["epe"] is not None:
         print("| flow EPE (px at 64) | all points | moving (> 0.5 px) |\n|---|---|---|")
         print(f"| LFAE | {res['epe']:.3f} | {res['epe_moving']:.3f} |")

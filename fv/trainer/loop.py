@@ -91,6 +91,7 @@ class Trainer:
         use_amp = config.train.amp and self.device.type == "cuda"
         self.amp = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_amp else contextlib.nullcontext
         self.step = self.Step(config, self.model, self.device, self.amp, self.dist)
+        self.image_size = getattr(self.step, "image_size", 64)   # the clips it trains on (LFDM's paper preset: 128)
         self.ema = EMA(self.step.trainable, config.train.ema_decay, config.train.ema_warmup)
         if ckpt is None and hasattr(self.step, "initialize"):
             self.step.initialize(self.data, log)      # e.g. the frozen GRU, the motion-code bank
@@ -109,8 +110,7 @@ class Trainer:
     # ---- pieces -------------------------------------------------------------------------------
     def batch(self, step: int) -> dict[str, torch.Tensor]:
         idx = self.dist.shard(self.batches.indices(step))   # this process' part of the global batch
-        size = getattr(self.step, "image_size", 64)                         # LFDM's paper preset: 128 px
-        out = {"video": self.data.videos(idx, size=size).to(self.device),  # [B, T, 3, S, S]
+        out = {"video": self.data.videos(idx, size=self.image_size).to(self.device),   # [B, T, 3, S, S]
                "emotion": self.emotions[idx].to(self.device),               # [B]
                "subject": self.subjects[idx].to(self.device),               # [B]
                "index": torch.tensor(idx, device=self.device)}              # [B] rows of the split
@@ -147,7 +147,7 @@ class Trainer:
     def preview(self, step: int, n_ids: int = 2) -> Path:
         n = min(n_ids, len(self.preview_data))
         ids = [int(i * (len(self.preview_data) - 1) / max(1, n - 1)) for i in range(n)]
-        refs = self.preview_data.videos(ids)[:, 0]                       # [n, 3, 64, 64]
+        refs = self.preview_data.videos(ids, size=self.image_size)[:, 0]  # [n, 3, S, S]
         x_ref = refs.repeat_interleave(len(EMOTIONS), 0)
         emo = torch.arange(len(EMOTIONS)).repeat(n)
         seed = self.config.train.seed
