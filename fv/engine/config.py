@@ -189,13 +189,17 @@ class LFDMConfig:
     frames_per_video: int = 2          # LFAE: target frames per video and step
     lambda_flow: float = 0.5           # ground-truth flow (L1, image pixels), where the data carries it
     lambda_vis: float = 0.1            # ground-truth visibility (binary cross-entropy), likewise
-    flow_scale: float = 4.0            # the diffused flow channels are flow / flow_scale (image pixels)
+    flow_scale: float = 1.0            # the diffused flow channels are flow / flow_scale (image pixels)
     num_steps: int = 1000              # DDPM, linear betas, as fv's other diffusion settings
     beta_start: float = 1e-4
     beta_end: float = 0.02
-    prediction: str = "eps"
+    # x0: the U-Net outputs the flows themselves. With eps prediction (500 steps of the demo preset) x0 = (x_t -
+    # sqrt(1 - abar) eps) / sqrt(abar) missed the flows by more than their own spread from t = 300 on, and the
+    # sampled flows were noise that scrambled every face; with x0 prediction 300 steps gave whole faces.
+    prediction: str = "x0"
     p_uncond: float = 0.1              # guidance dropout of the class (the image condition is always kept)
-    sampling: SampleOptions = field(default_factory=lambda: SampleOptions(steps=25, clip_x0=3.0, ref_strength=1.0))
+    # x0 clipped to [-12, 12]: the flows' range (pixels; the synthetic set's largest is 11), visibility [-1, 1]
+    sampling: SampleOptions = field(default_factory=lambda: SampleOptions(steps=25, clip_x0=12.0, ref_strength=1.0))
 
     def __post_init__(self):
         if self.prediction not in PREDICTIONS:
@@ -224,7 +228,7 @@ def lfdm_preset(preset: str) -> tuple[LFDMConfig, TrainConfig]:
     unet = FlowUNetConfig(latent_ch=32, cond_ch=32, ch=(64, 128, 256, 256), blocks=2, time_dim=128, dropout=0.1)
     return (LFDMConfig(image_size=128, ch=(64, 128, 256), flow_ch=(32, 64, 128), latent_ch=32, groups=32,
                        unet=unet, lfae_steps=100_000, frames_per_video=4, sampling=SampleOptions(
-                           steps=50, clip_x0=3.0, ref_strength=1.0)),
+                           steps=50, clip_x0=12.0, ref_strength=1.0), flow_scale=2.0),   # 128 px: flows twice as long
             TrainConfig(steps=200_000, batch_size=16, lr=2e-4, betas=(0.9, 0.999), grad_clip=1.0,
                         ema_decay=0.9999, sample_every=5000, ckpt_every=5000))
 
