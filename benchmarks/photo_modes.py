@@ -97,13 +97,13 @@ def main() -> None:
     eng = Engine(args.checkpoint, steps=int(args.steps))
     steps = eng.options.steps if eng.options is not None else 1
     embed, fer = build_face_embedder("dlib"), build_emotion_classifier("wtf", device="cpu")
-    modes = [m for m in MODES if m in args.modes.split(",") and (m != "flow" or generates_flows(eng))]
+    modes = [m for m in MODES if m in args.modes.split(",") and (not m.startswith("flow") or generates_flows(eng))]
     rows, t0 = [], time.perf_counter()
     frames = [int(x) for x in args.video_frames.split(",") if x.strip()]
     with tempfile.TemporaryDirectory() as tmp:
         faces = {name: load_face(p, eng.image_size, hi=args.max_size) for name, p in inputs(Path(tmp), frames).items()}
     # one batch: the stand-in and (for transfer-self / pixels, which share a render) the photos' crops
-    own = [m for m in modes if m not in ("transfer", "flow")]
+    own = [m for m in modes if m not in ("transfer", "flow", "flow-standin")]
     sources = {**({n: f for n, f in faces.items()} if own else {}), "_standin": next(iter(faces.values()))}
     reqs = [(n, e) for n in sources for e in range(len(EMOTIONS))]
     version = standin_version(eng.config)   # the stand-in is drawn as the checkpoint's training faces were
@@ -115,8 +115,8 @@ def main() -> None:
         per_mode = {m: [] for m in modes}
         for e, emo in enumerate(EMOTIONS):
             for mode in modes:
-                if mode == "flow":   # LFDM's own flows for the photo (its default mode)
-                    video = render(eng, face, e, args.seed, "flow")[0]
+                if mode.startswith("flow"):   # LFDM's own flows for the photo or the stand-in
+                    video = render(eng, face, e, args.seed, mode)[0]
                 else:
                     video = face_video(face, mode, gen[("_standin" if mode == "transfer" else name, e)], version)
                 per_mode[mode].append(video)

@@ -19,6 +19,8 @@ where it keeps its own scale (native_crop_size, 64..512 px); the checkpoint stil
   flow           (LFDM, thesis 2.3; its default) the photo's own pixels moved by the latent flows the checkpoint
                  generates for the photo's crop, upsampled to the high-resolution crop; where its visibility map
                  says frame 0 cannot show a point (an opened mouth), the photo's pixels are shadowed.
+  flow-standin   (LFDM) the same with the flows LFDM generates for the synthetic stand-in face (in its own domain),
+                 carried onto the photo through the landmark spline of transfer mode.
 
 benchmarks/photo_modes.py measures the modes on the real portraits and three frames of the Pexels video, all six
 emotions (benchmarks/photo_modes.json; onlyDM, 10 steps): dlib identity distance to the input, mean / max over
@@ -48,6 +50,8 @@ MODES = {
     "pixels": "the model's own 64 px frames of the photo, upscaled (synthetic-trained models paint "
               "cartoon teeth and blotches on real faces)",
     "flow": "LFDM only, its default: the photo's own pixels moved by the flows LFDM generates for it",
+    "flow-standin": "LFDM only: the photo's own pixels moved by the flows LFDM generates for a synthetic stand-in "
+                    "face, carried onto the person through both faces' landmarks",
 }
 DEFAULT_MODE = "transfer"  # for a checkpoint that generates frames; one that generates flows (LFDM): "flow"
 VIS_RAMP = (0.25, 0.75)    # flow mode: visibility below 0.25 is fully shadowed, above 0.75 untouched
@@ -229,17 +233,19 @@ def render(eng, face: PhotoFace, emotion: int, seed: int, mode: str | None = Non
     the checkpoint's default (default_mode)."""
     from fv.engine.requests import RenderRequest
     mode = parse_mode(mode or default_mode(eng))
-    if mode == "flow":
-        return flow_video(eng, face, emotion, seed)
+    if mode in ("flow", "flow-standin"):
+        return flow_video(eng, face, emotion, seed, standin_face=mode == "flow-standin")
     version = standin_version(eng.config)
     generated = eng.render_requests([RenderRequest(model_input(face, mode, version), emotion, seed)],
                                     progress=progress)[0]
     return face_video(face, mode, generated, version), generated
 
 
-def flow_video(eng, face: PhotoFace, emotion: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """LFDM's flows for the photo's crop, applied to its high-resolution crop (fv.engine.motion_transfer's
-    conventions: backward flow, F^S(p) = r F^s((p + 0.5) / r - 0.5)), shadowed where the visibility is low."""
+def flow_video(eng, face: PhotoFace, emotion: int, seed: int, standin_face: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """LFDM's flows applied to the photo's high-resolution crop (fv.engine.motion_transfer's conventions: backward
+    flow, F^S(p) = r F^s((p + 0.5) / r - 0.5)), shadowed where the visibility is low. The flows are generated for
+    the photo's crop, or with standin_face for the synthetic stand-in and carried onto the photo through the
+    landmark spline of transfer mode (fv.data.standin_motion.move_frame, which keeps a photo's open mouth)."""
     import cv2
     import numpy as np
     import torch
@@ -250,16 +256,23 @@ def flow_video(eng, face: PhotoFace, emotion: int, seed: int) -> tuple[np.ndarra
     if not generates_flows(eng):
         raise RenderModeError(f"--mode flow needs a checkpoint that generates flows (LFDM); {eng.setting} "
                               f"generates frames (use --mode {DEFAULT_MODE})")
-    x_ref = to_model_range(face.crop[None]).to(eng.device)
+    version = _version(standin_version(eng.config)) if standin_face else None
+    crop = standin(face.crop.shape[0], version)[0] if standin_face else face.crop
     with torch.no_grad():
-        latent, flow, vis = eng.renderer.flows(x_ref, torch.tensor([emotion]), [seed])
+        latent, flow, vis = eng.renderer.flows(to_model_range(crop[None]).to(eng.device), torch.tensor([emotion]),
+                                               [seed])
         generated = to_uint8_video(eng.renderer.decode(latent, flow, vis))[0]
     S, h = face.size, flow.shape[-1]
     flows = flow[0].permute(0, 2, 3, 1).float().cpu().numpy() * (h / eng.image_size)   # [T, h, h, 2] grid px
     lo, hi = VIS_RAMP
+    shadow = np.clip((hi - vis[0, :, 0].float().cpu().numpy()) / (hi - lo), 0, 1).astype(np.float32)
+    if standin_face:
+        from fv.data.standin_motion import move_frame, retarget
+        rt = retarget(S, standin_matrix(S, version), face_landmarks(face), standin_landmarks(S, version))
+        return np.stack([move_frame(face.hires, resize_flow(f, S), cv2.resize(m, (S, S)), rt)
+                         for f, m in zip(flows, shadow)]), generated
     frames = []
-    for f, v in zip(flows, vis[0, :, 0].float().cpu().numpy()):
-        m = np.clip((hi - v) / (hi - lo), 0, 1).astype(np.float32)
+    for f, m in zip(flows, shadow):
         scale = 1 - (1 - SHADOW) * cv2.resize(m, (S, S), interpolation=cv2.INTER_LINEAR)
         warped = warp(face.hires, resize_flow(f, S)).astype(np.float32)
         frames.append(np.clip(warped * scale[..., None] + 0.5, 0, 255).astype(np.uint8))

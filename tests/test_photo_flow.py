@@ -77,3 +77,31 @@ def test_flow_is_lfdm_s_default_and_refused_for_frame_models(tmp_path):
     assert default_mode(frames) == "transfer"
     with pytest.raises(RenderModeError, match="needs a checkpoint that generates flows"):
         render(frames, _face(), 0, 0, "flow")
+
+
+def test_flow_standin_carries_the_stand_in_s_flow_through_its_matrix():
+    """--mode flow-standin: flows generated for the stand-in (its pixels) move the photo by the stand-in's matrix
+    (a photo without landmarks: the eye template alone places the stand-in, so the spline is the identity).
+    A constant stand-in flow d (pixels of the 64 px frame) is the constant crop flow A d S / 64, A the matrix's
+    linear part; the reference is cv2.remap by that shift."""
+    import cv2
+
+    from fv.photo_video import standin_matrix
+    T, d = 2, np.array([1.5, -1.0])
+    flow = torch.zeros(1, T, 2, 16, 16)
+    flow[:, 1, 0], flow[:, 1, 1] = float(d[0]), float(d[1])
+    eng = ChosenFlows(flow, torch.ones(1, T, 1, 16, 16))
+    from fv.engine.config import default_config
+    eng.config = default_config("LFDM")                 # no synthetic version recorded: the default stand-in
+    face = _face(128)
+    video, _ = flow_video(eng, face, 0, 0, standin_face=True)
+    assert np.abs(video[0].astype(int) - face.hires.astype(int)).max() <= 1          # zero flow: the crop itself
+    A = standin_matrix(128)[:, :2].astype(np.float64)
+    shift = A @ (d * 128 / 64)
+    xs = np.arange(128, dtype=np.float32)
+    gx, gy = np.meshgrid(xs, xs)
+    want = cv2.remap(face.hires, gx + np.float32(shift[0]), gy + np.float32(shift[1]), cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_REPLICATE)
+    inner = slice(16, 112)
+    assert np.abs(video[1][inner, inner].astype(int) - want[inner, inner].astype(int)).max() <= 2
+    assert np.abs(video[1][inner, inner].astype(int) - face.hires[inner, inner].astype(int)).mean() > 20

@@ -15,9 +15,9 @@ from fv.photo_video import (DEFAULT_MODE, MODES, RenderModeError, modes_help, pa
 
 def test_modes_parse_and_explain_themselves():
     assert parse_mode(" Transfer ") == "transfer" and DEFAULT_MODE in MODES
-    assert set(MODES) == {"transfer", "transfer-self", "pixels", "flow"}
+    assert set(MODES) == {"transfer", "transfer-self", "pixels", "flow", "flow-standin"}
     assert all(m in modes_help() for m in MODES) and f"Default: {DEFAULT_MODE}" in modes_help()
-    with pytest.raises(RenderModeError, match="unknown mode 'warp'; choose one of: transfer, transfer-self, pixels, flow"):
+    with pytest.raises(RenderModeError, match="unknown mode 'warp'; choose one of: transfer, transfer-self, pixels, flow, flow-standin"):
         parse_mode("warp")
 
 
