@@ -56,6 +56,9 @@ MODES = {
 DEFAULT_MODE = "transfer"  # for a checkpoint that generates frames; one that generates flows (LFDM): "flow"
 VIS_RAMP = (0.25, 0.75)    # flow mode: visibility below 0.25 is fully shadowed, above 0.75 untouched
 SHADOW = 0.35              # ... to this share of the pixel's brightness (as transfer's parted lips)
+# ... and only below the nose (fractions of the crop's height; the eye line is at 0.40, the mouth near 0.70): the
+# synthetic set marks widened eyes' new sclera as not visible too, and shadowing it gave people black eye rings
+MOUTH_ZONE = (0.52, 0.58)
 STANDIN = (0, 0)          # fv.data.synth.synthetic_identity(seed, index) of the stand-in face
 
 
@@ -266,14 +269,16 @@ def flow_video(eng, face: PhotoFace, emotion: int, seed: int, standin_face: bool
     flows = flow[0].permute(0, 2, 3, 1).float().cpu().numpy() * (h / eng.image_size)   # [T, h, h, 2] grid px
     lo, hi = VIS_RAMP
     shadow = np.clip((hi - vis[0, :, 0].float().cpu().numpy()) / (hi - lo), 0, 1).astype(np.float32)
+    y = (np.arange(S, dtype=np.float32) + 0.5) / S
+    zone = np.clip((y - MOUTH_ZONE[0]) / (MOUTH_ZONE[1] - MOUTH_ZONE[0]), 0, 1)[:, None]   # [S, 1]
     if standin_face:
         from fv.data.standin_motion import move_frame, retarget
         rt = retarget(S, standin_matrix(S, version), face_landmarks(face), standin_landmarks(S, version))
-        return np.stack([move_frame(face.hires, resize_flow(f, S), cv2.resize(m, (S, S)), rt)
+        return np.stack([move_frame(face.hires, resize_flow(f, S), cv2.resize(m, (S, S)) * zone, rt)
                          for f, m in zip(flows, shadow)]), generated
     frames = []
     for f, m in zip(flows, shadow):
-        scale = 1 - (1 - SHADOW) * cv2.resize(m, (S, S), interpolation=cv2.INTER_LINEAR)
+        scale = 1 - (1 - SHADOW) * cv2.resize(m, (S, S), interpolation=cv2.INTER_LINEAR) * zone
         warped = warp(face.hires, resize_flow(f, S)).astype(np.float32)
         frames.append(np.clip(warped * scale[..., None] + 0.5, 0, 255).astype(np.uint8))
     return np.stack(frames), generated
