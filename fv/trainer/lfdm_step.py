@@ -47,15 +47,6 @@ def to_latent_grid(gt: torch.Tensor, size: int) -> torch.Tensor:
     return F.interpolate(gt, size=(size, size), mode="bilinear", align_corners=False)
 
 
-class _Stage1(nn.Module):
-    def __init__(self, lfae):
-        super().__init__()
-        self.lfae = lfae
-
-    def forward(self, x_ref, x_t):
-        return self.lfae(x_ref, x_t)
-
-
 class LFDMStep:
     previews = True
     motion_supervised = True   # the loop adds the data's ground-truth flow64 / occ64 to its batches
@@ -68,7 +59,7 @@ class LFDMStep:
         self.optimizers = {name: torch.optim.AdamW(m.parameters(), lr=tr.lr, betas=tr.betas,
                                                    weight_decay=tr.weight_decay)
                            for name, m in self.trainable.items()}
-        self.lfae = dist.wrap(_Stage1(model["lfae"]), device)
+        self.lfae = dist.wrap(model["lfae"], device)   # LFAE.forward is stage 1's whole differentiable computation
         self.dm = dist.wrap(model["dm"], device)
         self.schedule = self.cfg.schedule(device)
         self.image_size = self.cfg.image_size
