@@ -78,8 +78,8 @@ def modes_help() -> str:
 
 
 def generates_flows(eng) -> bool:
-    """Whether the engine's checkpoint generates flows it can hand out (LFDM's renderer.flows)."""
-    return hasattr(eng.renderer, "flows")
+    """Whether the engine's checkpoint generates flows it can hand out (LFDM: Engine.flows)."""
+    return eng.generates_flows
 
 
 def default_mode(eng) -> str:
@@ -254,17 +254,14 @@ def flow_video(eng, face: PhotoFace, emotion: int, seed: int, standin_face: bool
     import torch
 
     from fv.data.layout import to_model_range
-    from fv.engine.engine import to_uint8_video
     from fv.engine.motion_transfer import resize_flow, warp
     if not generates_flows(eng):
         raise RenderModeError(f"--mode flow needs a checkpoint that generates flows (LFDM); {eng.setting} "
                               f"generates frames (use --mode {DEFAULT_MODE})")
     version = _version(standin_version(eng.config)) if standin_face else None
     crop = standin(face.crop.shape[0], version)[0] if standin_face else face.crop
-    with torch.no_grad():
-        latent, flow, vis = eng.renderer.flows(to_model_range(crop[None]).to(eng.device), torch.tensor([emotion]),
-                                               [seed])
-        generated = to_uint8_video(eng.renderer.decode(latent, flow, vis))[0]
+    latent, flow, vis = eng.flows(to_model_range(crop[None]), torch.tensor([emotion]), [seed])
+    generated = eng.decode_flows(latent, flow, vis)[0]
     S, h = face.size, flow.shape[-1]
     flows = flow[0].permute(0, 2, 3, 1).float().cpu().numpy() * (h / eng.image_size)   # [T, h, h, 2] grid px
     lo, hi = VIS_RAMP

@@ -16,20 +16,20 @@ from fv.photo_video import SHADOW, VIS_RAMP, PhotoFace, RenderModeError, default
 
 
 class ChosenFlows:
-    """An engine whose renderer hands out fixed flows [1, T, 2, h, h] (pixels of the 64 px frame) and visibility."""
+    """An engine that hands out fixed flows [1, T, 2, h, h] (pixels of the 64 px frame) and visibility (the public
+    flow API of fv.engine.engine.Engine)."""
+    generates_flows = True
 
     def __init__(self, flow: torch.Tensor, vis: torch.Tensor):
         self.image_size, self.device, self.setting = 64, torch.device("cpu"), "LFDM"
-        outer = self
+        self._flow, self._vis = flow, vis
 
-        class Renderer:
-            def flows(self, x_ref, emotions, seeds, tick=lambda: None):
-                outer.asked = (x_ref.shape, emotions.tolist(), seeds)
-                return torch.zeros(1, 4, 16, 16), flow, vis
+    def flows(self, faces, emotions, seeds):
+        self.asked = (faces.shape, emotions.tolist(), seeds)
+        return torch.zeros(1, 4, 16, 16), self._flow, self._vis
 
-            def decode(self, latent, flow_, vis_):
-                return torch.zeros(1, flow_.shape[1], 3, 64, 64)
-        self.renderer = Renderer()
+    def decode_flows(self, latent, flow, vis):
+        return np.zeros((1, flow.shape[1], 64, 64, 3), np.uint8)
 
 
 def _face(size: int = 256) -> PhotoFace:
