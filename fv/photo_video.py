@@ -1,19 +1,19 @@
 """A photo's face video at the face's own resolution, and the ways to make it (`fv render --mode`, issue 13).
 
-The face is aligned to the eye template of the generator's input (fv.engine.faces.face_targets) at the size
+The face is aligned to the eye template of the generator's input (fv.photo.geometry.face_targets) at the size
 where it keeps its own scale (native_crop_size, 64..512 px); the checkpoint still generates at its own size
 (64 px). The modes differ in whose pixels the video shows:
 
   transfer       the photo's own pixels, moved by the synthetic generator's own motion. A neutral synthetic
                  stand-in face (drawn by the generator version the checkpoint learned, so the model works in its
                  own domain) is rendered with the target emotion; its frames are read back as action-unit
-                 intensities (fv.data.au_readout), and the generator's motion field for them, at the amounts
+                 intensities (fv.photo.au_readout), and the generator's motion field for them, at the amounts
                  measured on a real face, is carried onto the photo's crop through a thin-plate spline between
-                 the two faces' landmarks (fv.data.standin_motion). Where the lips part, the photo's own
+                 the two faces' landmarks (fv.photo.standin_motion). Where the lips part, the photo's own
                  pixels are shadowed; no generated pixel reaches the photo. A checkpoint whose stand-in has no
                  motion field (generator version 1) falls back to the dense flow of transfer-self's kind.
   transfer-self  the photo's own pixels moved by the dense motion (DIS optical flow, frame t -> 0) of the model's
-                 own frames of the photo (fv.engine.motion_transfer); generated pixels, colour-matched and
+                 own frames of the photo (fv.photo.motion_transfer); generated pixels, colour-matched and
                  only darkening, where the flow cannot explain an opened mouth.
   pixels         the model's own frames of the photo, upscaled: what the thesis' models paint.
   flow           (LFDM, thesis 2.3; its default) the photo's own pixels moved by the latent flows the checkpoint
@@ -38,10 +38,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fv.photo.errors import FaceError
+
 if TYPE_CHECKING:   # numpy, OpenCV and the engine load on first use: `fv --help` stays quick
     import numpy as np
 
-    from fv.engine.faces import AlignedFace
+    from fv.photo.geometry import AlignedFace
 
 MODES = {
     "transfer": "the photo's own pixels, moved by the motion the model gives a synthetic stand-in face "
@@ -62,7 +64,7 @@ MOUTH_ZONE = (0.52, 0.58)
 STANDIN = (0, 0)          # fv.data.synth.synthetic_identity(seed, index) of the stand-in face
 
 
-class RenderModeError(ValueError):
+class RenderModeError(FaceError):
     """An unknown --mode."""
 
 
@@ -100,8 +102,8 @@ class PhotoFace:
 
 def load_face(path: str | Path, model_size: int, aligned: bool = False, lo: int = 64, hi: int = 512) -> PhotoFace:
     """Detect and align the photo's largest face (or take an aligned crop as it is, resized to [lo, hi])."""
-    from fv.engine.face_aligner import FaceAligner
-    from fv.engine.faces import read_image
+    from fv.photo.aligner import FaceAligner
+    from fv.photo.image import read_image
     photo = read_image(path)
     if aligned:
         size = int(min(hi, max(lo, 2 * round(min(photo.shape[:2]) / 2))))
@@ -134,7 +136,7 @@ def standin(size: int, version: int | None = None) -> tuple[np.ndarray, np.ndarr
 def standin_matrix(size: int, version: int | None = None) -> np.ndarray:
     """float [2, 3]: the stand-in's pixels -> the eye template's pixels at `size` (standin's matrix, without
     drawing the face)."""
-    from fv.engine.faces import face_targets, similarity_from_eyes
+    from fv.photo.geometry import face_targets, similarity_from_eyes
     from fv.data.synth import synthetic_identity
     from fv.data.synth_face import rest_pixels
     from fv.data.synth_parts import EYE_Y
@@ -169,14 +171,14 @@ def model_input(face: PhotoFace, mode: str, version: int | None = None) -> np.nd
 
 def face_video(face: PhotoFace, mode: str, generated: np.ndarray, version: int | None = None) -> np.ndarray:
     """uint8 [T, S, S, 3] from the checkpoint's video uint8 [T, s, s, 3] of model_input(face, mode, version)."""
-    from fv.engine.motion_transfer import resize_video, transfer_video
+    from fv.photo.motion_transfer import resize_video, transfer_video
     mode = parse_mode(mode)
     if mode == "pixels":
         return resize_video(generated, face.size)
-    if mode == "transfer" and _readout_fits(version):   # the generator's own motion (fv.data.standin_motion)
+    if mode == "transfer" and _readout_fits(version):   # the generator's own motion (fv.photo.standin_motion)
         from fv.data.synth import synthetic_identity
-        from fv.data.au_readout import load, read
-        from fv.data.standin_motion import au_track, retarget, standin_transfer
+        from fv.photo.au_readout import load, read
+        from fv.photo.standin_motion import au_track, retarget, standin_transfer
         v = _version(version)
         aus = au_track(read(load(), generated))
         rt = retarget(face.size, standin_matrix(face.size, v), face_landmarks(face), standin_landmarks(face.size, v))
@@ -194,7 +196,7 @@ def _version(version: int | None) -> int:
 
 def _readout_fits(version: int | None) -> bool:
     """Whether the shipped AU readout was fitted on faces of the stand-in's generator version."""
-    from fv.data.au_readout import load
+    from fv.photo.au_readout import load
     return load().version == _version(version)
 
 
@@ -203,7 +205,7 @@ def face_landmarks(face: PhotoFace) -> np.ndarray | None:
     (None where it finds no face)."""
     if face.aligned is not None:
         return face.aligned.landmarks
-    from fv.engine.face_aligner import FaceAligner
+    from fv.photo.aligner import FaceAligner
     aligner = FaceAligner()
     boxes = aligner.detect(face.hires)
     return aligner.landmarks(face.hires, boxes[0]) if boxes else None
@@ -215,8 +217,8 @@ def standin_landmarks(size: int, version: int | None = None) -> np.ndarray | Non
     puts it; found at 256 px or more), None where dlib finds no face."""
     import cv2
 
-    from fv.engine.face_aligner import FaceAligner
-    from fv.engine.faces import warp_affine
+    from fv.photo.aligner import FaceAligner
+    from fv.photo.geometry import warp_affine
     img, m = standin(size, version)
     up = max(1, -(-256 // size))
     layout = cv2.resize(warp_affine(img, m, size, size), (size * up,) * 2, interpolation=cv2.INTER_CUBIC)
@@ -226,7 +228,7 @@ def standin_landmarks(size: int, version: int | None = None) -> np.ndarray | Non
 
 
 def _mouth(aligned: AlignedFace) -> np.ndarray:
-    from fv.engine.face_aligner import mouth_mask
+    from fv.photo.paste import mouth_mask
     return mouth_mask(aligned)
 
 
@@ -245,16 +247,16 @@ def render(eng, face: PhotoFace, emotion: int, seed: int, mode: str | None = Non
 
 
 def flow_video(eng, face: PhotoFace, emotion: int, seed: int, standin_face: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """LFDM's flows applied to the photo's high-resolution crop (fv.engine.motion_transfer's conventions: backward
+    """LFDM's flows applied to the photo's high-resolution crop (fv.photo.motion_transfer's conventions: backward
     flow, F^S(p) = r F^s((p + 0.5) / r - 0.5)), shadowed where the visibility is low. The flows are generated for
     the photo's crop, or with standin_face for the synthetic stand-in and carried onto the photo through the
-    landmark spline of transfer mode (fv.data.standin_motion.move_frame, which keeps a photo's open mouth)."""
+    landmark spline of transfer mode (fv.photo.standin_motion.move_frame, which keeps a photo's open mouth)."""
     import cv2
     import numpy as np
     import torch
 
     from fv.data.layout import to_model_range
-    from fv.engine.motion_transfer import resize_flow, warp
+    from fv.photo.motion_transfer import resize_flow, warp
     if not generates_flows(eng):
         raise RenderModeError(f"--mode flow needs a checkpoint that generates flows (LFDM); {eng.setting} "
                               f"generates frames (use --mode {DEFAULT_MODE})")
@@ -269,7 +271,7 @@ def flow_video(eng, face: PhotoFace, emotion: int, seed: int, standin_face: bool
     y = (np.arange(S, dtype=np.float32) + 0.5) / S
     zone = np.clip((y - MOUTH_ZONE[0]) / (MOUTH_ZONE[1] - MOUTH_ZONE[0]), 0, 1)[:, None]   # [S, 1]
     if standin_face:
-        from fv.data.standin_motion import move_frame, retarget
+        from fv.photo.standin_motion import move_frame, retarget
         rt = retarget(S, standin_matrix(S, version), face_landmarks(face), standin_landmarks(S, version))
         return np.stack([move_frame(face.hires, resize_flow(f, S), cv2.resize(m, (S, S)) * zone, rt)
                          for f, m in zip(flows, shadow)]), generated
@@ -285,7 +287,7 @@ def pasted(face: PhotoFace, video: np.ndarray) -> np.ndarray:
     """uint8 [T, H, W, 3]: each frame of the S-pixel face video pasted back into the photo at its own size."""
     import numpy as np
 
-    from fv.engine.face_aligner import paste_back
+    from fv.photo.paste import paste_back
     return np.stack([paste_back(face.photo, face.aligned, frame) for frame in video])
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from fv.engine.config import default_config
-from fv.engine.faces import face_targets, warp_affine
+from fv.photo.geometry import face_targets, warp_affine
 from fv.photo_video import (DEFAULT_MODE, MODES, RenderModeError, modes_help, parse_mode, standin, standin_version,
                             template_mouth, trained_on_synthetic)
 

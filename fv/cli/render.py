@@ -91,7 +91,7 @@ def render_photo(face: Path, emotion: str, eng, seed: int, out: Optional[Path], 
 
 def _face(path: Path, size: int, aligned: bool):
     """fv.photo_video.PhotoFace of the photo; a warning line when it holds several faces."""
-    from fv.engine.faces import MultipleFacesWarning
+    from fv.photo.errors import MultipleFacesWarning
     from fv.photo_video import load_face
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", MultipleFacesWarning)

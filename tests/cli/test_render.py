@@ -21,11 +21,11 @@ from PIL import Image
 from fv.data.layout import load_split, write_meta, write_split
 from fv.data.video_io import read_video, uniform_indices
 from fv.engine.engine import Engine
-from fv.engine.face_aligner import FaceAligner
-from fv.engine.motion_transfer import resize_video
 from fv.engine.labels import EMOTIONS
 from fv.engine.requests import RenderRequest
 from fv.engine.render_set import COLUMNS, RenderSetError, frame_digest, load_videos, read_index, render_set
+from fv.photo.aligner import FaceAligner
+from fv.photo.motion_transfer import resize_video
 from tests.engine.test_engine import tiny_diffusion_checkpoint, tiny_gan_checkpoint
 
 

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from fv.engine.faces import FaceError, resize_matrix, warp_affine
+from fv.photo.errors import FaceError
+from fv.photo.geometry import resize_matrix, warp_affine
 
 
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)   # ITU-R BT.601 luma weights
