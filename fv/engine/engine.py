@@ -190,7 +190,8 @@ class Engine:
         k, parts = self.videos_per_chunk, []
         with torch.no_grad():
             for i in range(0, len(faces), k):
-                parts.append(self.renderer.flows(faces[i:i + k].to(self.device), emotions[i:i + k], seeds[i:i + k]))
+                x = faces[i:i + k].contiguous().to(self.device)   # one memory layout: the same kernels, the same flows
+                parts.append(self.renderer.flows(x, emotions[i:i + k], seeds[i:i + k]))
         return tuple(torch.cat(p) for p in zip(*parts))
 
     def decode_flows(self, latent: torch.Tensor, flow: torch.Tensor, visibility: torch.Tensor) -> np.ndarray:

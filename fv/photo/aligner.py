@@ -170,14 +170,15 @@ class FaceAligner:
                                                               interpolation=cv2.INTER_AREA)
         return small, aligned
 
-    def face_crops(self, image_or_path, size: int = 64, lo: int = 64,
-                   hi: int = 512) -> tuple[np.ndarray, AlignedFace]:
+    def face_crops(self, image_or_path, size: int = 64, lo: int = 64, hi: int = 512,
+                   name: str | None = None) -> tuple[np.ndarray, AlignedFace]:
         """Photo -> (the generator's uint8 [size, size, 3] input exactly as face_crop makes it, the face-centred
-        AlignedFace at the face's own resolution, native_crop_size in [lo, hi]), from one detection."""
+        AlignedFace at the face's own resolution, native_crop_size in [lo, hi]), from one detection. An image
+        already read is named in messages by `name` (default "the image")."""
         if isinstance(image_or_path, (str, Path)):
             rgb, name = read_image(image_or_path), str(image_or_path)
         else:
-            rgb, name = as_rgb(image_or_path), "the image"
+            rgb, name = as_rgb(image_or_path), name or "the image"
         found = self._largest(rgb, name)
         native = native_crop_size(eye_centres(found[1]), lo, hi)
         small = self._aligned(rgb, face_targets(256), 256, name, found).image

@@ -1,7 +1,10 @@
-"""Pasting a face crop back into its photo, and the masks of the aligned face (fv.photo.aligner's AlignedFace):
-the feathered face ellipse the paste blends with, and where an opening mouth may show what the photo has not."""
+"""Pasting a face crop (or a face video) back into its photo, and the masks of an aligned face
+(fv.photo.aligner's AlignedFace): the feathered face ellipse the paste blends with, and where an opening mouth may
+show what the photo has not (from the landmarks, or the template's for a crop without them)."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -9,6 +12,9 @@ import numpy as np
 from fv.photo.errors import FaceError
 from fv.photo.geometry import AlignedFace, resize_matrix, warp_affine
 from fv.photo.image import as_rgb
+
+if TYPE_CHECKING:
+    from fv.photo.face import PhotoFace
 
 
 def face_mask(aligned: AlignedFace, feather: float = 0.06) -> np.ndarray:
@@ -55,3 +61,16 @@ def paste_back(photo: np.ndarray, aligned: AlignedFace, crop: np.ndarray) -> np.
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)[..., None]
     out = photo.astype(np.float32) * (1.0 - mask) + face * mask
     return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+
+def pasted(face: PhotoFace, video: np.ndarray) -> np.ndarray:
+    """uint8 [T, H, W, 3]: each frame of the S-pixel face video pasted back into the photo at its own size."""
+    return np.stack([paste_back(face.photo, face.aligned, frame) for frame in video])
+
+
+def template_mouth(size: int) -> np.ndarray:
+    """float32 [size, size]: the mouth region of the face-centred template (for crops without landmarks)."""
+    mask = np.zeros((size, size), np.float32)
+    cv2.ellipse(mask, (round(0.5 * size), round(0.74 * size)), (round(0.19 * size), round(0.14 * size)),
+                0, 0, 360, 1.0, -1)
+    return mask

@@ -37,6 +37,7 @@ from scipy.ndimage import gaussian_filter1d
 
 from fv.photo.errors import FaceError
 from fv.photo.geometry import apply_affine
+from fv.photo.motion_transfer import SHADOW
 
 RETARGET = np.r_[17:60]    # brows, nose, eyes, outer lips
 
@@ -50,7 +51,7 @@ class StandinOptions:
     gain: float | None = None   # AU intensities on a photo: None = 1 / POSED_GAIN (the measured real amounts)
     smooth: float = 1.0         # temporal Gaussian sigma of the AU intensities, frames (0 = none)
     grid: int = 96              # the motion field is solved on a grid of this many px, then resized
-    shadow: float = 0.35        # the parted lips: this share of the warped crop's brightness
+    shadow: float = SHADOW      # the parted lips: this share of the warped crop's brightness
     feather: float = 0.008      # their edge: Gaussian sigma as a fraction of the crop size
     lam: float = 1.0            # thin-plate smoothing (fv.photo.motion_transfer.tps_map)
 

@@ -203,6 +203,7 @@ def test_the_engine_hands_out_flows_and_their_frames_are_its_render(tmp_path):
     assert flow.shape == (3, 32, 2, 8, 8) and vis.shape == (3, 32, 1, 8, 8) and len(latent) == 3
     np.testing.assert_array_equal(big.decode_flows(latent, flow, vis), big.render(x, emo, seeds))
     torch.testing.assert_close(small.flows(x, emo, seeds)[1], flow, atol=ATOL, rtol=0)
+    torch.testing.assert_close(big.flows(x.to(memory_format=torch.channels_last), emo, seeds)[1], flow, atol=0, rtol=0)
     frames = Engine(tiny_checkpoint(tmp_path / "dm.safetensors", "onlyDM"), steps=2)
     assert not frames.generates_flows
     with pytest.raises(EngineError, match="onlyDM generates frames, not flows"):

@@ -1,10 +1,11 @@
-"""Pasting a crop back into its photo (fv.photo.paste), on a frame of the real Pexels video."""
+"""Pasting a crop back into its photo (fv.photo.paste), on a frame of the real Pexels video; the template's mouth."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from fv.photo.paste import paste_back
+from fv.photo.geometry import face_targets
+from fv.photo.paste import paste_back, template_mouth
 
 
 def test_paste_back_round_trip(aligner, frames):
@@ -28,3 +29,9 @@ def test_paste_back_round_trip(aligner, frames):
     width = face[:, 0].max() - face[:, 0].min()
     assert abs(cx - face[:17, 0].mean()) < 0.1 * width   # the pasted ellipse sits on the face
     assert fy0 - 0.5 * width < cy < fy1
+
+
+def test_template_mouth_is_below_the_eyes():
+    m = template_mouth(128)
+    ys, xs = np.nonzero(m)
+    assert ys.min() > face_targets(128)[0, 1] + 20 and abs(xs.mean() - 63.5) < 1

@@ -78,7 +78,7 @@ def test_no_motion_gives_the_crop_back_and_parted_lips_are_shadowed_only_where_n
     np.testing.assert_allclose(out[1][core], 0.35 * 200, atol=4)
     np.testing.assert_array_equal(out[1][far], 200)
     # a photo whose own lips are apart where the gap's pixels come from shows its own mouth: no shadow
-    from fv.photo_video import standin_landmarks
+    from fv.photo.standin import standin_landmarks
     marks = standin_landmarks(S, 2)
     if marks is None:
         pytest.skip("dlib finds no face on the stand-in")
