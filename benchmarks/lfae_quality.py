@@ -9,7 +9,7 @@ On the test split (identities the checkpoint never saw), for every apex frame t 
                 visibility predicted from (frame 0, frame t) (fv.engine.models.lfae.LFAE.forward)
     copy        frame 0 itself (the "no motion" baseline)
     pixels      frame 0's own pixels moved by the LFAE's flow, upsampled from the latent grid (what `fv render
-                --mode flow` does to a photo: fv.engine.motion_transfer.resize_flow / warp), no decoder
+                --mode flow` does to a photo: fv.photo.motion_transfer.resize_flow / warp), no decoder
     gt pixels   frame 0's pixels moved by the data's ground-truth flow64 (the best a pure warp can do)
     PSNR, SSIM  of each against the real frame t (fv.metrics.reconstruction; uint8 range), mean over frames
     EPE         end-point error of the predicted flow against the data's ground-truth flow64, both on the latent
@@ -31,8 +31,8 @@ from fv.data.layout import load_split, to_uint8
 from fv.engine.atomic import atomic_write_text
 from fv.engine.checkpoint import load_model_state, read_checkpoint
 from fv.engine.families import build_model
-from fv.engine.motion_transfer import resize_flow, warp
 from fv.metrics.reconstruction import epe, psnr, ssim
+from fv.photo.motion_transfer import resize_flow, warp
 from fv.trainer.lfdm_step import GT_SIZE, to_latent_grid
 
 APEX = list(range(10, 22))

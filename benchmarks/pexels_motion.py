@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from fv.data.video_io import count_frames, read_video
-from fv.engine.face_aligner import FaceAligner
-from fv.engine.faces import apply_affine, eye_centres, similarity_from_eyes
+from fv.photo.aligner import FaceAligner
+from fv.photo.geometry import apply_affine, eye_centres, similarity_from_eyes
 
 # group -> (points, how the value is read from them): "y" mean height, "x+" / "y+" difference last - first
 GROUPS = {

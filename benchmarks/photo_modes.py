@@ -6,9 +6,10 @@
 
 Inputs: the real portraits in /work/shared/data/faces (obama, biden, obama-1080p; $FV_FACES) and frames of
 the Pexels video ($FV_VIDEO; --video-frames, default 0), all six emotions, one seed. For every mode of
-fv.photo_video (pixels: the model's frames upscaled; transfer-self: the photo's pixels moved by the model's
-frames of the photo; transfer: moved by the model's frames of a synthetic stand-in face; flow, for LFDM: moved
-by the flows it generates for the photo; --modes picks some)
+fv.photo.modes' registry that applies to the checkpoint (pixels: the model's frames upscaled; transfer-self: the
+photo's pixels moved by the model's frames of the photo; transfer: moved by the model's frames of a synthetic
+stand-in face; flow and flow-standin, for LFDM: moved by the flows it generates for the photo or the stand-in;
+--modes picks some)
 it scores the face video (at the face's own size, at most --max-size):
   id_mean / id_max   dlib identity distance (Euclidean, 128-D; same person < 0.6) between the input crop and
                      every output frame, mean and max over the 32 frames (frames scored at 224 px)
@@ -34,10 +35,11 @@ from PIL import Image
 from fv.data.video_io import read_video
 from fv.engine.engine import Engine
 from fv.engine.labels import EMOTIONS
-from fv.engine.requests import RenderRequest
 from fv.metrics.emotion import build_emotion_classifier
 from fv.metrics.identity import build_face_embedder
-from fv.photo_video import MODES, face_video, generates_flows, load_face, model_input, render, standin_version
+from fv.photo.face import load_face
+from fv.photo.modes import MODES
+from fv.photo.standin import standin_version
 
 FACES = Path(os.environ.get("FV_FACES", "/work/shared/data/faces"))
 VIDEO = Path(os.environ.get("FV_VIDEO", "/work/shared/data/WolfgangLanger_Pexels.mp4"))
@@ -97,30 +99,34 @@ def main() -> None:
     eng = Engine(args.checkpoint, steps=int(args.steps))
     steps = eng.options.steps if eng.options is not None else 1
     embed, fer = build_face_embedder("dlib"), build_emotion_classifier("wtf", device="cpu")
-    modes = [m for m in MODES if m in args.modes.split(",") and (not m.startswith("flow") or generates_flows(eng))]
+    wanted = {m.strip() for m in args.modes.split(",")}
+    modes = [m for m in MODES.values() if m.name in wanted and m.applies_to(eng)]
     rows, t0 = [], time.perf_counter()
     frames = [int(x) for x in args.video_frames.split(",") if x.strip()]
     with tempfile.TemporaryDirectory() as tmp:
         faces = {name: load_face(p, eng.image_size, hi=args.max_size) for name, p in inputs(Path(tmp), frames).items()}
-    # one batch: the stand-in and (for transfer-self / pixels, which share a render) the photos' crops
-    own = [m for m in modes if m not in ("transfer", "flow", "flow-standin")]
-    sources = {**({n: f for n, f in faces.items()} if own else {}), "_standin": next(iter(faces.values()))}
-    reqs = [(n, e) for n in sources for e in range(len(EMOTIONS))]
+    # one batch per kind of model output (frames, flows): the photos' crops, then the stand-in, each rendered once for
+    # all the modes that ask for it (transfer-self and pixels share the photos' frames)
     version = standin_version(eng.config)   # the stand-in is drawn as the checkpoint's training faces were
-    crops = {n: model_input(f, "transfer" if n == "_standin" else "pixels", version) for n, f in sources.items()}
-    gen = eng.render_requests([RenderRequest(crops[n], e, args.seed) for n, e in reqs])
-    gen = {k: v for k, v in zip(reqs, gen)}
+    asks = {}                                # (output, source) -> the crop the model renders
+    for m in modes:
+        for name, face in faces.items():
+            asks.setdefault((m.output, "_standin" if m.renders_standin else name), m.model_input(face, version))
+    gen = {}
+    for output in dict.fromkeys(o for o, _ in asks):
+        srcs = sorted((n for o, n in asks if o is output), key=lambda n: n == "_standin")
+        reqs = [(n, e) for n in srcs for e in range(len(EMOTIONS))]
+        outs = output.generate(eng, [asks[output, n] for n, _ in reqs], [e for _, e in reqs], [args.seed] * len(reqs))
+        gen.update({(output, n, e): v for (n, e), v in zip(reqs, outs)})
     t_model = time.perf_counter() - t0
     for name, face in faces.items():
-        per_mode = {m: [] for m in modes}
+        per_mode = {m.name: [] for m in modes}
         for e, emo in enumerate(EMOTIONS):
             for mode in modes:
-                if mode.startswith("flow"):   # LFDM's own flows for the photo or the stand-in
-                    video = render(eng, face, e, args.seed, mode)[0]
-                else:
-                    video = face_video(face, mode, gen[("_standin" if mode == "transfer" else name, e)], version)
-                per_mode[mode].append(video)
-                rows.append({"input": name, "size": face.size, "emotion": emo, "mode": mode,
+                out = gen[mode.output, "_standin" if mode.renders_standin else name, e]
+                video = mode.face_video(face, out, version)
+                per_mode[mode.name].append(video)
+                rows.append({"input": name, "size": face.size, "emotion": emo, "mode": mode.name,
                              **score(video, face.hires, e, embed, fer, args.every)})
         if args.strips:
             args.strips.mkdir(parents=True, exist_ok=True)
@@ -130,8 +136,9 @@ def main() -> None:
 
     def mean(sel, k):
         return float(np.mean([r[k] for r in rows if sel(r)]))
-    summary = {m: {k: mean(lambda r: r["mode"] == m, k) for k in keys} for m in modes}
-    for m in modes:
+    names = [m.name for m in modes]
+    summary = {m: {k: mean(lambda r: r["mode"] == m, k) for k in keys} for m in names}
+    for m in names:
         summary[m]["by_emotion"] = {emo: {k: mean(lambda r: r["mode"] == m and r["emotion"] == emo, k) for k in keys}
                                     for emo in EMOTIONS}
         summary[m]["id_max_all"] = float(max(r["id_max"] for r in rows if r["mode"] == m))

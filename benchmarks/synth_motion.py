@@ -31,10 +31,11 @@ import numpy as np
 
 from fv.data.layout import load_split
 from fv.data.synth import make_synthetic
-from fv.engine.face_aligner import FaceAligner
-from fv.engine.faces import expression_distance, eye_centres, face_targets, read_image
 from fv.engine.labels import CLASSES, EMOTIONS
-from fv.engine.motion_transfer import warp
+from fv.photo.aligner import FaceAligner
+from fv.photo.geometry import expression_distance, eye_centres, face_targets
+from fv.photo.image import read_image
+from fv.photo.motion_transfer import warp
 
 APEX = slice(10, 22)
 UP = 256
@@ -68,7 +69,7 @@ def framing(aligner: FaceAligner, split, portraits: list[np.ndarray]) -> dict:
 
 def apex_displacement(aligner: FaceAligner, split) -> dict:
     """Per emotion: "mean68" mean over the 68 points of |landmarks(t) - landmarks(0)| / IOD(0) (head motion
-    included) and "expression" fv.engine.faces.expression_distance (RMS of points 17-67 after each set's
+    included) and "expression" fv.photo.geometry.expression_distance (RMS of points 17-67 after each set's
     eyes are put at (0, 0), (1, 0): pose removed); t = 10, 12, ..., 20, mean over the test clips."""
     per: dict[str, dict[str, list[float]]] = {e: {"mean68": [], "expression": []} for e in EMOTIONS}
     for i, row in enumerate(split.rows):

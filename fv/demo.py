@@ -86,14 +86,17 @@ def render_portrait(checkpoint: Path, photo: Path, out: Path, sample_steps: int 
 
     from fv.data.video_io import uniform_indices, write_mp4
     from fv.engine.engine import Engine
-    from fv.photo_video import load_face, pasted, render
+    from fv.photo.face import load_face
+    from fv.photo.modes import MODES, default_mode
+    from fv.photo.paste import pasted
     from fv.trainer.preview import save_png
 
     engine = Engine(checkpoint, backend="torch", device="cpu", steps=sample_steps)
+    mode = MODES[default_mode(engine)]                                         # the registry's choice for it
     face = load_face(photo, engine.image_size)
     paths, rows = [], []
     for e, name in enumerate(EMOTIONS):
-        video, _ = render(engine, face, e, seed=e)                             # uint8 [32, S, S, 3]
+        video, _ = mode.render(engine, face, e, seed=e)                        # uint8 [32, S, S, 3]
         paths += [write_mp4(out / f"{name}_face.mp4", video), write_mp4(out / f"{name}_photo.mp4", pasted(face, video))]
         rows.append(np.concatenate(list(video[uniform_indices(len(video), 10)]), axis=1))
     paths.append(save_png(out.parent / f"{out.name}_strip.png", np.concatenate(rows, axis=0)))

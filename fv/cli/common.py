@@ -28,11 +28,11 @@ def user_errors() -> tuple[type[BaseException], ...]:
     # OSError last: disk full, read-only folder, permission denied, a missing file ... (one line with the path)
     errs: list[type[BaseException]] = [OptionError, DatasetError, CheckpointError, ConfigError,
                                        UnknownEmotionError, OSError]
-    for mod, name in (("fv.engine.faces", "FaceError"), ("fv.export.errors", "ExportError"),
+    # fv.photo's FaceError is the root of all of a photo's errors (no face, unreadable image, unknown mode, AU readout)
+    for mod, name in (("fv.photo.errors", "FaceError"), ("fv.export.errors", "ExportError"),
                       ("fv.engine.backends", "BackendError"), ("fv.metrics.errors", "MetricsError"),
                       ("fv.engine.requests", "EngineError"), ("fv.engine.render_set", "RenderSetError"),
-                      ("fv.data.video_io", "VideoIOError"), ("fv.data.mug", "SourceDataError"),
-                      ("fv.photo_video", "RenderModeError"), ("fv.data.au_readout", "AUReadoutError")):
+                      ("fv.data.video_io", "VideoIOError"), ("fv.data.mug", "SourceDataError")):
         try:
             errs.append(getattr(__import__(mod, fromlist=[name]), name))
         except (ImportError, AttributeError):

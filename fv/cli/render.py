@@ -11,7 +11,7 @@ import typer
 
 from fv.cli import common
 from fv.cli.app import app
-from fv.photo_video import modes_help
+from fv.photo.modes import modes_help
 
 MODES_HELP = "How the face video is made: " + modes_help()
 
@@ -61,19 +61,19 @@ def _engine(checkpoint: Optional[Path], setting: Optional[str], backend: str, de
 
 def render_photo(face: Path, emotion: str, eng, seed: int, out: Optional[Path], paste: bool, aligned: bool,
                  fps: float, progress: bool, mode: str | None = "pixels") -> Path:
-    """Detect and align the face, render it at its own resolution (fv.photo_video's modes), write video.mp4 /
+    """Detect and align the face, render it at its own resolution (fv.photo.modes), write video.mp4 /
     video.gif / strip.png / input.png / generated.png (the checkpoint's own frames) (+ paste_*)."""
     from fv.data.video_io import write_gif, write_mp4, write_strip
     from fv.engine.atomic import atomic_files
     from fv.engine.labels import CLASSES, parse_emotion
-    from fv.photo_video import default_mode, parse_mode, pasted, render, trained_on_synthetic
-    emo, mode = parse_emotion(emotion), parse_mode(mode or default_mode(eng))
+    from fv.photo.modes import default_mode, get_mode
+    from fv.photo.paste import pasted
+    emo, how = parse_emotion(emotion), get_mode(mode or default_mode(eng))
     photo = _face(face, eng.image_size, aligned)
-    if mode == "pixels" and not aligned and trained_on_synthetic(eng.config):
-        common.info(f"[fv] warning: {eng.setting} was trained on synthetic faces ({eng.config.data}); --mode pixels "
-                    f"paints its cartoon pixels onto a real photo (--mode transfer moves the photo's own)")
+    if (caution := how.caution(eng, aligned)) is not None:
+        common.info(f"[fv] warning: {caution}")
     out = out or Path("renders") / f"{face.stem}_{CLASSES[emo]}"
-    video, generated = render(eng, photo, emo, seed, mode, progress)   # uint8 [32, S, S, 3], [32, s, s, 3]
+    video, generated = how.render(eng, photo, emo, seed, progress)   # uint8 [32, S, S, 3], [32, s, s, 3]
     with atomic_files(out) as tmp:   # all of the files, or (a failed write) none of them
         names = [write_mp4(tmp / "video.mp4", video, fps), write_gif(tmp / "video.gif", video, fps),
                  write_strip(tmp / "strip.png", video, 10), write_strip(tmp / "input.png", photo.hires[None], 1),
@@ -84,15 +84,15 @@ def render_photo(face: Path, emotion: str, eng, seed: int, out: Optional[Path], 
             names += [write_mp4(tmp / "paste.mp4", big, fps), write_gif(tmp / "paste.gif", small, fps),
                       write_strip(tmp / "paste_strip.png", small, 10)]
     files = [out / p.name for p in names]
-    common.info(f"[fv] {eng.setting} {CLASSES[emo]} (seed {seed}, {mode}, face {photo.size} px) -> "
+    common.info(f"[fv] {eng.setting} {CLASSES[emo]} (seed {seed}, {how.name}, face {photo.size} px) -> "
                 + ", ".join(str(f) for f in files))
     return out
 
 
 def _face(path: Path, size: int, aligned: bool):
-    """fv.photo_video.PhotoFace of the photo; a warning line when it holds several faces."""
-    from fv.engine.faces import MultipleFacesWarning
-    from fv.photo_video import load_face
+    """fv.photo.face.PhotoFace of the photo; a warning line when it holds several faces."""
+    from fv.photo.errors import MultipleFacesWarning
+    from fv.photo.face import load_face
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", MultipleFacesWarning)
         face = load_face(path, size, aligned)
@@ -142,7 +142,7 @@ def render(
     """Render a 32-frame video (neutral -> emotion -> neutral) of the face in any photo, at the resolution the
     face has in the photo (an aligned crop of 64-512 px): MP4, GIF, PNG strip."""
     from fv.engine.labels import parse_emotion
-    from fv.photo_video import parse_mode
+    from fv.photo.modes import parse_mode
     parse_emotion(emotion)  # an unknown emotion or mode fails before anything is loaded
     if mode is not None:
         parse_mode(mode)

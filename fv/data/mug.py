@@ -19,7 +19,7 @@ Per kept clip (thesis 4.2.1 / 3.4.1):
      also to 128x128); with size224 also the 224x224 eye-centred crop, inter-ocular 55 px, warped from
      the frame itself;
   4. "ends neutral": MUG clips start neutral, so a clip ends neutral when its last sampled frame's
-     landmarks match its first's: fv.engine.faces.expression_distance (RMS displacement of points
+     landmarks match its first's: fv.photo.geometry.expression_distance (RMS displacement of points
      17-67, eye-normalised, inter-ocular units) <= neutral_tol = 0.06 (calibrated on the Pexels test
      video: consecutive frames ~0.01, calm face -> full laugh 0.10-0.15); else dropped;
   5. clips with no face in any sampled frame are dropped ("no_face").
@@ -48,10 +48,12 @@ from fv.data.layout import SPLITS, write_meta, write_split
 from fv.data.video_io import (VideoIOError, count_frames, frame_files, natural_key, read_video,
                              uniform_indices)
 from fv.engine.atomic import atomic_write
-from fv.engine.face_aligner import FaceAligner
-from fv.engine.faces import (FaceError, NoFaceError, clip_eyes, expression_distance, eye_centred_targets,
-                             face_targets, read_image, resize_frames, warp_clip)
 from fv.engine.labels import EMOTIONS, N_FRAMES, UnknownEmotionError, parse_emotion
+from fv.photo.aligner import FaceAligner
+from fv.photo.errors import FaceError, NoFaceError
+from fv.photo.geometry import (clip_eyes, expression_distance, eye_centred_targets, face_targets, resize_frames,
+                               warp_clip)
+from fv.photo.image import read_image
 
 MUG_TEST_SUBJECTS = (17, 34, 45, 55, 60, 64, 65, 73, 78, 83)
 # Thesis Table 4.1: videos per emotion and split; identities 42 / 10.

@@ -9,7 +9,7 @@ One renderer, two generator versions (SynthStyle; the data set records its versi
   1  framing "identity": [-1, 1]^2 onto the image, scaled and offset per identity (eye line near 0.45 of
      the frame, inter-ocular ~0.22); motion "drawn": the AUs redraw the parts (small moves, mostly texture).
   2  framing "template": the eye centres (as dlib's 68 points define them) on fv's face-crop template
-     (fv.engine.faces.crop_eye_targets, what FaceAligner.face_crop and MUG use); motion "field": the AUs
+     (fv.photo.geometry.crop_eye_targets, what FaceAligner.face_crop and MUG use); motion "field": the AUs
      move the neutral face by the motion field of fv.data.synth_motion (magnitudes measured on a real face),
      the AUs' texture (wrinkles, blush, the open mouth and teeth) is drawn on top, and each frame comes with
      its ground-truth backward flow to frame 0 and an occlusion mask (what the texture covers).
@@ -33,7 +33,7 @@ from fv.data.synth_motion import displacement, inverse
 from fv.data.synth_parts import (EYE_Y, Canvas, Color, draw_head, draw_lower_face, draw_mouth_inside,
                                  draw_moved_eyes,
                                  draw_upper_face, eye_landmark_centres, mouth_rest)
-from fv.engine.faces import apply_affine, crop_eye_targets, eye_centred_targets, resize_matrix, similarity_from_eyes
+from fv.photo.geometry import apply_affine, crop_eye_targets, eye_centred_targets, resize_matrix, similarity_from_eyes
 
 AUS: tuple[str, ...] = ("AU1", "AU2", "AU4", "AU5", "AU6", "AU7", "AU9",
                         "AU12", "AU15", "AU16", "AU20", "AU23", "AU26")

@@ -14,7 +14,8 @@ import numpy as np
 from PIL import Image, ImageSequence
 
 from fv.engine.atomic import atomic_write
-from fv.engine.faces import ImageReadError, as_rgb, read_image
+from fv.photo.errors import ImageReadError
+from fv.photo.image import as_rgb, read_image
 
 FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")

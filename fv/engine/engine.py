@@ -174,6 +174,33 @@ class Engine:
         for start, v in self._chunks(faces, emotions, seeds, progress):
             yield start, to_uint8_video(v)
 
+    # ------------------------------------------------------------------ flows (a checkpoint that generates them)
+    @property
+    def generates_flows(self) -> bool:
+        """Whether the checkpoint samples motion as flows it can hand out before drawing frames (LFDM)."""
+        return callable(getattr(self.renderer, "flows", None))
+
+    def flows(self, faces: torch.Tensor, emotions, seeds) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """faces float [N, 3, S, S] in [-1, 1] (as `sample`), N emotions, N seeds -> (latent [N, C, h, w], flow
+        [N, T, 2, h, w] in pixels of the S-pixel frame, visibility [N, T, 1, h, w]), on the engine's device: the
+        sampled flows, before any decoding (decode_flows draws their frames; together they are `sample`)."""
+        if not self.generates_flows:
+            raise EngineError(f"{self.setting} generates frames, not flows")
+        faces, emotions, seeds = check_batch(faces, emotions, seeds, self.image_size)
+        k, parts = self.videos_per_chunk, []
+        with torch.no_grad():
+            for i in range(0, len(faces), k):
+                x = faces[i:i + k].contiguous().to(self.device)   # one memory layout: the same kernels, the same flows
+                parts.append(self.renderer.flows(x, emotions[i:i + k], seeds[i:i + k]))
+        return tuple(torch.cat(p) for p in zip(*parts))
+
+    def decode_flows(self, latent: torch.Tensor, flow: torch.Tensor, visibility: torch.Tensor) -> np.ndarray:
+        """uint8 videos [N, T, S, S, 3]: the frames the checkpoint draws from flows (those of `flows`)."""
+        if not self.generates_flows:
+            raise EngineError(f"{self.setting} generates frames, not flows")
+        with torch.no_grad():
+            return to_uint8_video(self.renderer.decode(latent, flow, visibility))
+
     # ------------------------------------------------------------------ chunk loop
     def _chunks(self, faces, emotions, seeds, progress: bool) -> Iterator[tuple[int, torch.Tensor]]:
         faces, emotions, seeds = check_batch(faces, emotions, seeds, self.image_size)

@@ -1,6 +1,6 @@
 """Render requests: (neutral face, target emotion, seed), checked and stacked into the engine's batch.
 
-A face is either an aligned crop, uint8 [S, S, 3] RGB (what fv.engine.face_aligner.FaceAligner.face_crop returns), or a
+A face is either an aligned crop, uint8 [S, S, 3] RGB (what fv.photo.aligner.FaceAligner.face_crop returns), or a
 model-range tensor float [3, S, S] in [-1, 1]. uint8 maps to the model range as (x / 255 - 0.5) / 0.5
 (thesis 4.2.1; the same map as fv.data.layout.to_model_range). The engine's output maps back with
 round((x + 1) * 127.5) after clamping to [-1, 1] (fv.data.layout.to_uint8).

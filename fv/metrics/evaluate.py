@@ -114,7 +114,7 @@ def evaluate(generated: str | Path | Sequence[str | Path], options: EvalOptions,
 def _input_errors() -> tuple[type[BaseException], ...]:
     from fv.data.layout import DatasetError
     from fv.data.video_io import VideoIOError
-    from fv.engine.faces import FaceError
+    from fv.photo.errors import FaceError
     from fv.metrics.frechet import FeatureShapeError
     from fv.metrics.fvd import ClipFormatError
     from fv.metrics.i3d import I3DInputError, I3DWeightsMismatch, I3DWeightsMissing

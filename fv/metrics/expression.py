@@ -38,9 +38,9 @@ import functools
 import numpy as np
 import torch
 
-from fv.engine.faces import eye_centred_targets, face_targets
 from fv.metrics.emotion import FERConvNet, fer_preprocess, load_wtf_net
 from fv.metrics.identity import FrameInputError, check_frames
+from fv.photo.geometry import eye_centred_targets, face_targets
 
 LAYOUTS = ("auto", "eyes", "face", "full")
 WINDOW_INTEROCULAR = 0.40  # inter-ocular distance / window side

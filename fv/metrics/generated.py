@@ -114,8 +114,9 @@ def to_eval_frames(frames: np.ndarray, crop: str = "face") -> tuple[np.ndarray, 
     if frames.shape[1:3] == (SIZE, SIZE):
         return frames, "as_is"
     if crop == "face":
-        from fv.engine.face_aligner import FaceAligner
-        from fv.engine.faces import FaceError, resize_frames
+        from fv.photo.aligner import FaceAligner
+        from fv.photo.errors import FaceError
+        from fv.photo.geometry import resize_frames
         try:
             return resize_frames(FaceAligner().align_clip(frames, 256), SIZE), "face"
         except FaceError:
@@ -185,7 +186,8 @@ class ClipSet:
 
 
 def _ref_frame(path: Path, crop: str) -> np.ndarray:
-    from fv.engine.faces import FaceError, read_image
+    from fv.photo.errors import FaceError
+    from fv.photo.image import read_image
     try:
         img = read_image(path)
     except FaceError as e:

@@ -163,7 +163,8 @@ def test_every_numeric_option_has_a_rule():
 
 
 def test_a_182_megapixel_photo_is_read_shrunk_and_a_gigapixel_one_refused(tmp_path):
-    from fv.engine.faces import PHOTO_PIXELS, ImageReadError, read_image
+    from fv.photo.errors import ImageReadError
+    from fv.photo.image import PHOTO_PIXELS, read_image
     img = read_image(grey_png(tmp_path / "big.png", 16000, 11400))        # PIL alone: DecompressionBombError
     assert img.shape == (5700, 8000, 3) and img.shape[0] * img.shape[1] <= PHOTO_PIXELS and (img == 128).all()
     with pytest.raises(ImageReadError, match="1200 megapixels"):

@@ -21,11 +21,12 @@ from PIL import Image
 from fv.data.layout import load_split, write_meta, write_split
 from fv.data.video_io import read_video, uniform_indices
 from fv.engine.engine import Engine
-from fv.engine.face_aligner import FaceAligner
-from fv.engine.motion_transfer import resize_video
 from fv.engine.labels import EMOTIONS
 from fv.engine.requests import RenderRequest
 from fv.engine.render_set import COLUMNS, RenderSetError, frame_digest, load_videos, read_index, render_set
+from fv.photo.aligner import FaceAligner
+from fv.photo.errors import MultipleFacesWarning
+from fv.photo.motion_transfer import resize_video
 from tests.engine.test_engine import tiny_diffusion_checkpoint, tiny_gan_checkpoint
 
 
@@ -143,6 +144,27 @@ def test_pixels_mode_of_a_synthetic_checkpoint_warns_once(photo, tmp_path, monke
     code, log = fv_main(monkeypatch, capsys, "render", "--help")
     assert code == 0 and all(m in log for m in ("transfer:", "transfer-self:", "pixels:", "--mode")), log
 
+
+def test_a_photo_with_two_faces_renders_the_largest_and_says_so_in_one_line(ckpts, shared_data, tmp_path, monkeypatch,
+                                                                            capsys):
+    """Two real portraits side by side: fv render animates the larger face and prints one line about the other."""
+    paths = [shared_data / "faces" / n for n in ("biden.jpg", "obama.jpg")]
+    if not all(p.is_file() for p in paths):
+        pytest.skip("the portraits in ../shared/data/faces are absent")
+    a, b = (Image.open(p).convert("RGB") for p in paths)
+    h = min(a.height, b.height)
+    a, b = (im.resize((round(im.width * h / im.height), h), Image.LANCZOS) for im in (a, b))
+    two = tmp_path / "two.png"
+    Image.fromarray(np.concatenate([np.asarray(a), np.asarray(b)], 1)).save(two)
+    assert len(FaceAligner().detect(np.asarray(Image.open(two)))) == 2
+    code, log = fv_main(monkeypatch, capsys, "render", two, "-e", "happy", "--checkpoint", ckpts["baseline"],
+                        "--out", tmp_path / "r", "--device", "cpu", "--no-progress")
+    assert code == 0, log
+    said = [ln for ln in log.splitlines() if "faces found" in ln]
+    assert said == [f"[fv] 2 faces found in {two}; using the largest"], log
+    with pytest.warns(MultipleFacesWarning, match="2 faces"):
+        _, al = FaceAligner().face_crops(two, 64)      # the larger face, as the aligner picks it
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "r" / "input.png")), al.image)
 
 def test_sample_diffusion_checkpoint_with_an_aligned_crop(ckpts, tmp_path, monkeypatch, capsys):
     crop = tmp_path / "crop.png"

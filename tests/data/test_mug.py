@@ -16,8 +16,8 @@ from PIL import Image
 from fv.data.layout import load_split
 from fv.data.mug import EXPECTED, SourceDataError, find_mug_clips, fingerprint, format_counts, preprocess_mug
 from fv.data.video_io import uniform_indices
-from fv.engine.face_aligner import FaceAligner
-from fv.engine.faces import eye_centres
+from fv.photo.aligner import FaceAligner
+from fv.photo.geometry import eye_centres
 
 # Palindromes end on the frame they start with (they "end neutral"); TO_LAUGH goes from a calm
 # face (220) to a full laugh (298); SHORT has 20 frames.

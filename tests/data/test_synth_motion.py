@@ -18,8 +18,8 @@ from fv.data.synth import (AUS, EMOTION_AUS, LATEST_VERSION, SynthInputError, au
 from fv.data.synth_face import _setup, _view, render_frame_motion, rest_pixels, synth_style
 from fv.data.synth_motion import MOTION_IOD, POSED_GAIN, displacement, inverse
 from fv.data.synth_parts import eye_landmark_centres, mouth_rest
-from fv.engine.faces import apply_affine, crop_eye_targets, face_targets
-from fv.engine.motion_transfer import warp   # frame 0 pulled through a backward flow (tested on its own)
+from fv.photo.geometry import apply_affine, crop_eye_targets, face_targets
+from fv.photo.motion_transfer import warp   # frame 0 pulled through a backward flow (tested on its own)
 
 HERE = Path(__file__).resolve().parent
 ZERO = np.zeros(len(AUS))
@@ -110,9 +110,10 @@ def test_version_2_puts_the_eye_centres_on_the_crop_template(index):
 
 
 def test_dlib_finds_the_eyes_where_the_aligner_puts_them():
-    from fv.engine.faces import FaceModelError, eye_centres
+    from fv.photo.errors import FaceModelError
+    from fv.photo.geometry import eye_centres
     try:
-        from fv.engine.face_aligner import FaceAligner
+        from fv.photo.aligner import FaceAligner
         aligner = FaceAligner()
     except FaceModelError as e:
         pytest.skip(str(e))

@@ -13,6 +13,7 @@ import torch
 
 from fv.engine.config import ConfigError, LFDMConfig
 from fv.engine.engine import Engine
+from fv.engine.requests import EngineError
 from fv.engine.families.lfdm import LFDMFamily, decode_flows, encode_flows
 from fv.engine.models.flow_unet import FlowUNetConfig
 from fv.engine.sample_options import SampleOptions
@@ -189,6 +190,24 @@ def test_seeds_and_emotions_change_the_result():
     _, f2, _ = eng.renderer.flows(x, torch.tensor([5, 5]), [4, 4])
     torch.testing.assert_close(f2[0], f2[1], atol=ATOL, rtol=0)
     torch.testing.assert_close(f2[1], f[1], atol=ATOL, rtol=0)
+
+
+def test_the_engine_hands_out_flows_and_their_frames_are_its_render(tmp_path):
+    """Engine.flows + Engine.decode_flows (what `fv render --mode flow` uses) are `render` in two steps, chunked as
+    `sample` chunks (any max_frames_per_call gives the same flows); a frame model has none and says so."""
+    x, emo, seeds = faces(3, seed=4), [3, 0, 5], [21, 22, 23]
+    _, _, big = lfdm_engine(steps=3)
+    _, _, small = lfdm_engine(steps=3, max_frames_per_call=32)         # one video a chunk
+    assert big.generates_flows and small.generates_flows
+    latent, flow, vis = big.flows(x, emo, seeds)
+    assert flow.shape == (3, 32, 2, 8, 8) and vis.shape == (3, 32, 1, 8, 8) and len(latent) == 3
+    np.testing.assert_array_equal(big.decode_flows(latent, flow, vis), big.render(x, emo, seeds))
+    torch.testing.assert_close(small.flows(x, emo, seeds)[1], flow, atol=ATOL, rtol=0)
+    torch.testing.assert_close(big.flows(x.to(memory_format=torch.channels_last), emo, seeds)[1], flow, atol=0, rtol=0)
+    frames = Engine(tiny_checkpoint(tmp_path / "dm.safetensors", "onlyDM"), steps=2)
+    assert not frames.generates_flows
+    with pytest.raises(EngineError, match="onlyDM generates frames, not flows"):
+        frames.flows(x[:, :, :16, :16], [0, 0, 0], [0, 0, 0])
 
 
 def test_onnxruntime_engine_matches_torch(tmp_path):

@@ -226,8 +226,8 @@ def test_generic_folder_of_mp4_gif_and_frames(real_root, tmp_path):
 def test_larger_frames_get_the_face_centred_crop(pexels_video):
     import cv2
 
-    from fv.engine.face_aligner import FaceAligner
-    from fv.engine.faces import eye_centres, face_targets
+    from fv.photo.aligner import FaceAligner
+    from fv.photo.geometry import eye_centres, face_targets
     clip, how = load_clip(pexels_video, crop="face")        # 472 frames 640x360 -> 32 x 64 x 64
     assert clip.shape == (32, 64, 64, 3) and how == {"video": 1, "resampled": 1, "face": 1}
     # Independent check: landmarks found again on the output put the eyes where the crop puts them.

@@ -83,7 +83,7 @@ def test_real_video_happy_frames_embed_apart_from_sad_frames(pexels_video):
     """Pexels video (sad -> crying -> fear -> happy): 16 frames of its first third, 16 of its last third,
     eye-aligned at 224 by dlib (thesis 3.4.1)."""
     from fv.data.video_io import count_frames, read_video
-    from fv.engine.face_aligner import FaceAligner
+    from fv.photo.aligner import FaceAligner
     n = count_frames(pexels_video)
     sad = np.linspace(0, n // 3 - 1, 16).round().astype(int)
     happy = np.linspace(n - n // 3, n - 1, 16).round().astype(int)

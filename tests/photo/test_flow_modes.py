@@ -1,7 +1,7 @@
 """`fv render --mode flow` (LFDM's default): the flows an LFDM checkpoint generates move the photo's own
 high-resolution crop, and low visibility shadows it.
 
-The flows here are chosen, not sampled (what is under test is how fv.photo_video applies them: the scale from the
+The flows here are chosen, not sampled (what is under test is how fv.photo.modes applies them: the scale from the
 model's 64 px frame and its 16 px latent grid to the crop, the backward-flow direction, the shadow); the
 references are numpy shifts and the shadow formula. A real LFDM checkpoint renders a photo in
 tests/engine/test_lfdm.py and tests/test_demo.py."""
@@ -12,24 +12,26 @@ import numpy as np
 import pytest
 import torch
 
-from fv.photo_video import SHADOW, VIS_RAMP, PhotoFace, RenderModeError, default_mode, flow_video, render
+from fv.photo.face import PhotoFace
+from fv.photo.modes import MODES, VIS_RAMP, RenderModeError, default_mode, render
+from fv.photo.motion_transfer import SHADOW
 
 
 class ChosenFlows:
-    """An engine whose renderer hands out fixed flows [1, T, 2, h, h] (pixels of the 64 px frame) and visibility."""
+    """An engine that hands out fixed flows [1, T, 2, h, h] (pixels of the 64 px frame) and visibility (the public
+    flow API of fv.engine.engine.Engine)."""
+    generates_flows = True
 
     def __init__(self, flow: torch.Tensor, vis: torch.Tensor):
         self.image_size, self.device, self.setting = 64, torch.device("cpu"), "LFDM"
-        outer = self
+        self._flow, self._vis = flow, vis
 
-        class Renderer:
-            def flows(self, x_ref, emotions, seeds, tick=lambda: None):
-                outer.asked = (x_ref.shape, emotions.tolist(), seeds)
-                return torch.zeros(1, 4, 16, 16), flow, vis
+    def flows(self, faces, emotions, seeds):
+        self.asked = (faces.shape, emotions.tolist(), seeds)
+        return torch.zeros(1, 4, 16, 16), self._flow, self._vis
 
-            def decode(self, latent, flow_, vis_):
-                return torch.zeros(1, flow_.shape[1], 3, 64, 64)
-        self.renderer = Renderer()
+    def decode_flows(self, latent, flow, vis):
+        return np.zeros((1, flow.shape[1], 64, 64, 3), np.uint8)
 
 
 def _face(size: int = 256) -> PhotoFace:
@@ -46,7 +48,7 @@ def test_a_constant_flow_shifts_the_crop_by_its_scaled_amount():
     flow[:, 2, 1] = -d                              # frame 2: y - 2
     eng = ChosenFlows(flow, torch.ones(1, T, 1, 16, 16))
     face = _face()
-    video, generated = flow_video(eng, face, 3, 7)
+    video, generated = MODES["flow"].render(eng, face, 3, 7)
     assert eng.asked == ((1, 3, 64, 64), [3], [7]) and generated.shape == (T, 64, 64, 3)
     h = face.hires.astype(int)
     np.testing.assert_array_equal(video[0], face.hires)                               # zero flow: the crop itself
@@ -59,7 +61,7 @@ def test_low_visibility_is_shadowed_and_high_visibility_left_alone():
     vis[:, 1, :, :, :8] = 0.0                        # frame 1: the left half not visible in frame 0
     eng = ChosenFlows(torch.zeros(1, 2, 2, 16, 16), vis)
     face = _face()
-    video, _ = flow_video(eng, face, 0, 0)
+    video, _ = MODES["flow"].render(eng, face, 0, 0)
     np.testing.assert_array_equal(video[0], face.hires)
     low = slice(160, 256)                            # below the nose (MOUTH_ZONE ends at 0.58 of 256 = 148)
     left = np.round(face.hires[low, :100].astype(np.float64) * SHADOW)               # well inside the shadow
@@ -88,7 +90,7 @@ def test_flow_standin_carries_the_stand_in_s_flow_through_its_matrix():
     linear part; the reference is cv2.remap by that shift."""
     import cv2
 
-    from fv.photo_video import standin_matrix
+    from fv.photo.standin import standin_matrix
     T, d = 2, np.array([1.5, -1.0])
     flow = torch.zeros(1, T, 2, 16, 16)
     flow[:, 1, 0], flow[:, 1, 1] = float(d[0]), float(d[1])
@@ -96,7 +98,7 @@ def test_flow_standin_carries_the_stand_in_s_flow_through_its_matrix():
     from fv.engine.config import default_config
     eng.config = default_config("LFDM")                 # no synthetic version recorded: the default stand-in
     face = _face(128)
-    video, _ = flow_video(eng, face, 0, 0, standin_face=True)
+    video, _ = MODES["flow-standin"].render(eng, face, 0, 0)
     assert np.abs(video[0].astype(int) - face.hires.astype(int)).max() <= 1          # zero flow: the crop itself
     A = standin_matrix(128)[:, :2].astype(np.float64)
     shift = A @ (d * 128 / 64)

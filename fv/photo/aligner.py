@@ -1,6 +1,6 @@
 """Face detection and landmarks with dlib, offline (thesis 3.4.1 and 4.2.1): FaceAligner finds the faces of a
-photo or clip, predicts their 68 landmarks and aligns them with fv.engine.faces' eye geometry; paste_back
-puts a generated crop back into the photo.
+photo or clip, predicts their 68 landmarks and aligns them with fv.photo.geometry's eye template
+(fv.photo.paste puts a crop back into the photo).
 
 Detector: dlib's HOG frontal face detector. Landmarks: dlib's 68-point shape predictor, loaded from
 face_recognition_models' model folder, $FV_DLIB_MODELS or `model_dir`.
@@ -18,10 +18,11 @@ import cv2
 import dlib
 import numpy as np
 
-from fv.engine.faces import (AlignedFace, ClipTrack, FaceError, FaceModelError, MultipleFacesWarning, NoFaceError,
-                             apply_affine, as_rgb, clip_eyes, eye_centred_targets, eye_centres, face_targets,
-                             fill_missing, invert_affine, native_crop_size, read_image, resize_matrix,
-                             similarity_from_eyes, warp_affine, warp_clip)
+from fv.photo.errors import FaceError, FaceModelError, MultipleFacesWarning, NoFaceError
+from fv.photo.geometry import (AlignedFace, ClipTrack, apply_affine, clip_eyes, eye_centred_targets, eye_centres,
+                               face_targets, fill_missing, invert_affine, native_crop_size, similarity_from_eyes,
+                               warp_affine, warp_clip)
+from fv.photo.image import as_rgb, read_image
 
 PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
 _DETECT_MAX_SIDE = 640   # detection works on the photo scaled to at most this long side ...
@@ -169,14 +170,15 @@ class FaceAligner:
                                                               interpolation=cv2.INTER_AREA)
         return small, aligned
 
-    def face_crops(self, image_or_path, size: int = 64, lo: int = 64,
-                   hi: int = 512) -> tuple[np.ndarray, AlignedFace]:
+    def face_crops(self, image_or_path, size: int = 64, lo: int = 64, hi: int = 512,
+                   name: str | None = None) -> tuple[np.ndarray, AlignedFace]:
         """Photo -> (the generator's uint8 [size, size, 3] input exactly as face_crop makes it, the face-centred
-        AlignedFace at the face's own resolution, native_crop_size in [lo, hi]), from one detection."""
+        AlignedFace at the face's own resolution, native_crop_size in [lo, hi]), from one detection. An image
+        already read is named in messages by `name` (default "the image")."""
         if isinstance(image_or_path, (str, Path)):
             rgb, name = read_image(image_or_path), str(image_or_path)
         else:
-            rgb, name = as_rgb(image_or_path), "the image"
+            rgb, name = as_rgb(image_or_path), name or "the image"
         found = self._largest(rgb, name)
         native = native_crop_size(eye_centres(found[1]), lo, hi)
         small = self._aligned(rgb, face_targets(256), 256, name, found).image
@@ -209,51 +211,3 @@ class FaceAligner:
         (Gaussian-smoothed over time with sigma = smooth frames) onto the face-centred targets."""
         track = self.track(frames, name)
         return warp_clip(np.asarray(frames), clip_eyes(track, smooth), face_targets(size), size)
-
-
-# ----------------------------------------------------------------------------- pasting back
-
-def face_mask(aligned: AlignedFace, feather: float = 0.06) -> np.ndarray:
-    """float32 [size, size] in [0, 1]: a feathered ellipse over the face in crop pixels.
-
-    The ellipse spans the jaw line horizontally and from above the brows (0.6 inter-ocular
-    distances, the forehead) to the chin; its edge is a Gaussian blur of sigma feather * size."""
-    s, lm = aligned.size, aligned.landmarks
-    iod = float(np.linalg.norm(aligned.eyes[1] - aligned.eyes[0]))
-    x0, x1 = lm[0:17, 0].min(), lm[0:17, 0].max()
-    y0, y1 = lm[17:27, 1].min() - 0.6 * iod, lm[0:17, 1].max()
-    sigma = feather * s
-    # shrink by one sigma so the blurred edge stays inside the ellipse drawn from the landmarks
-    axes = (max(1, int(round((x1 - x0) / 2 - sigma))), max(1, int(round((y1 - y0) / 2 - sigma))))
-    mask = np.zeros((s, s), dtype=np.float32)
-    cv2.ellipse(mask, (int(round((x0 + x1) / 2)), int(round((y0 + y1) / 2))), axes, 0, 0, 360, 1.0, -1)
-    return cv2.GaussianBlur(mask, (0, 0), sigmaX=sigma)
-
-
-def mouth_mask(aligned: AlignedFace, grow: float = 0.25, drop: float = 0.45) -> np.ndarray:
-    """float32 [size, size] in {0, 1}: where an opening mouth may show what the photo has not (crop
-    pixels): the hull of the mouth points 48-67 grown by grow inter-ocular distances, and stretched down
-    by drop of them (the jaw drops)."""
-    s, iod = aligned.size, float(np.linalg.norm(aligned.eyes[1] - aligned.eyes[0]))
-    mouth = aligned.landmarks[48:68]
-    pts = np.concatenate([mouth, mouth + [0.0, drop * iod]])
-    mask = np.zeros((s, s), dtype=np.uint8)
-    cv2.fillConvexPoly(mask, np.round(cv2.convexHull(pts.astype(np.float32))[:, 0]).astype(np.int32), 1)
-    r = max(1, int(round(grow * iod)))
-    mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
-    return mask.astype(np.float32)
-
-
-def paste_back(photo: np.ndarray, aligned: AlignedFace, crop: np.ndarray) -> np.ndarray:
-    """Warp a (generated) crop uint8 [s, s, 3] of the aligned face back into the photo uint8 [H, W, 3]
-    through aligned.inverse, blended with the feathered face mask: out = photo (1 - m) + crop' m."""
-    photo, crop = as_rgb(photo), as_rgb(crop)
-    if crop.shape[0] != crop.shape[1]:
-        raise FaceError(f"the crop must be square, got {crop.shape}")
-    h, w = photo.shape[:2]
-    to_photo = aligned.inverse @ np.vstack([resize_matrix(crop.shape[0], aligned.size), [0, 0, 1]])
-    face = warp_affine(crop, to_photo, w, h).astype(np.float32)
-    mask = cv2.warpAffine(face_mask(aligned), aligned.inverse, (w, h), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)[..., None]
-    out = photo.astype(np.float32) * (1.0 - mask) + face * mask
-    return np.clip(np.round(out), 0, 255).astype(np.uint8)

@@ -2,7 +2,7 @@
 gave its stand-in face, moves a photo's own pixels (`fv render --mode transfer`, issue 13).
 
 A checkpoint trained on synthetic faces renders a neutral synthetic stand-in face with the target emotion;
-fv.data.au_readout reads its frames back as AU intensities a_t; the generator's motion field for a_t
+fv.photo.au_readout reads its frames back as AU intensities a_t; the generator's motion field for a_t
 (fv.data.synth_face.motion_field: one-to-one, no folds, the lips' parting known exactly) is carried from
 the stand-in onto the photo's face:
 
@@ -35,7 +35,9 @@ import cv2
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-from fv.engine.faces import FaceError, apply_affine
+from fv.photo.errors import FaceError
+from fv.photo.geometry import apply_affine
+from fv.photo.motion_transfer import SHADOW
 
 RETARGET = np.r_[17:60]    # brows, nose, eyes, outer lips
 
@@ -49,9 +51,9 @@ class StandinOptions:
     gain: float | None = None   # AU intensities on a photo: None = 1 / POSED_GAIN (the measured real amounts)
     smooth: float = 1.0         # temporal Gaussian sigma of the AU intensities, frames (0 = none)
     grid: int = 96              # the motion field is solved on a grid of this many px, then resized
-    shadow: float = 0.35        # the parted lips: this share of the warped crop's brightness
+    shadow: float = SHADOW      # the parted lips: this share of the warped crop's brightness
     feather: float = 0.008      # their edge: Gaussian sigma as a fraction of the crop size
-    lam: float = 1.0            # thin-plate smoothing (fv.engine.motion_transfer.tps_map)
+    lam: float = 1.0            # thin-plate smoothing (fv.photo.motion_transfer.tps_map)
 
     def au_gain(self) -> float:
         from fv.data.synth_motion import POSED_GAIN
@@ -110,9 +112,9 @@ def _open_mouth(marks: np.ndarray, size: int, erode: float = 0.01) -> np.ndarray
 
 
 def _coarse_tps(src: np.ndarray, dst: np.ndarray, size: int, lam: float, step: int = 4) -> np.ndarray:
-    """float32 [size, size, 2]: fv.engine.motion_transfer.tps_map evaluated on a grid `step` times coarser
+    """float32 [size, size, 2]: fv.photo.motion_transfer.tps_map evaluated on a grid `step` times coarser
     and resized (the spline is smooth; a 512 px crop's full map costs 2.5 s), pixel centres kept."""
-    from fv.engine.motion_transfer import tps_map
+    from fv.photo.motion_transfer import tps_map
     small = max(8, -(-size // step))
     r = small / size
     T = tps_map((np.asarray(src) + 0.5) * r - 0.5, (np.asarray(dst) + 0.5) * r - 0.5, small, lam)
@@ -123,7 +125,7 @@ def move_frame(crop: np.ndarray, flow: np.ndarray, parted: np.ndarray, rt: Retar
                opts: StandinOptions = StandinOptions()) -> np.ndarray:
     """uint8 [S, S, 3]: the crop moved by the stand-in's backward flow [S, S, 2] (its pixels), the parted lips
     [S, S] (its pixels, [0, 1]) shadowed (module docstring)."""
-    from fv.engine.motion_transfer import feather
+    from fv.photo.motion_transfer import feather
     size = crop.shape[0]
     q = rt.to_standin
     q0 = q + _sample(flow, q)

@@ -27,10 +27,12 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from fv.engine.faces import FaceError, resize_matrix, warp_affine
+from fv.photo.errors import FaceError
+from fv.photo.geometry import resize_matrix, warp_affine
 
 
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)   # ITU-R BT.601 luma weights
+SHADOW = 0.35   # what a photo cannot show (an opened mouth) keeps this share of its brightness, in every mode
 
 
 class MotionTransferError(FaceError):
@@ -48,7 +50,7 @@ class TransferOptions:
     min_region: float = 0.0005   # regions smaller than this fraction of the crop are not filled
     darken_only: bool = True     # a fill may darken the warped crop, never brighten it (an opened mouth is in
                                  # shadow; a model's bright teeth bar must not paint over the photo)
-    shadow: float = 0.35         # ... and to no less than this share of its luma (a shadowed mouth, not a hole)
+    shadow: float = SHADOW       # ... and to no less than this share of its luma (a shadowed mouth, not a hole)
 
 
 # ----------------------------------------------------------------------------- flow
@@ -218,5 +220,6 @@ def transfer_video(crop: np.ndarray, motion: np.ndarray, matrix: np.ndarray | No
     return out
 
 
-__all__ = ["MotionTransferError", "TransferOptions", "colour_match", "dis_flow", "fb_inconsistency", "feather",
-           "fill_occluded", "occlusion_mask", "resize_flow", "tps_map", "resize_video", "transfer_video", "warp"]
+__all__ = ["SHADOW", "MotionTransferError", "TransferOptions", "colour_match", "dis_flow", "fb_inconsistency",
+           "feather", "fill_occluded", "occlusion_mask", "resize_flow", "tps_map", "resize_video", "transfer_video",
+           "warp"]

@@ -1,4 +1,4 @@
-"""fv.engine.motion_transfer against hand computations: warping by a known flow, flow scaling, DIS on a
+"""fv.photo.motion_transfer against hand computations: warping by a known flow, flow scaling, DIS on a
 known translation, the forward-backward test, the occlusion mask, colour matching, and the whole transfer
 of a translating video onto a larger crop."""
 
@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from fv.engine.motion_transfer import (LUMA, MotionTransferError, TransferOptions, colour_match, dis_flow,
-                                       fb_inconsistency, fill_occluded, occlusion_mask, resize_flow, transfer_video,
-                                       warp)
+from fv.photo.motion_transfer import (LUMA, MotionTransferError, TransferOptions, colour_match, dis_flow,
+                                      fb_inconsistency, fill_occluded, occlusion_mask, resize_flow, transfer_video,
+                                      warp)
 
 
 def texture(size: int, seed: int = 0) -> np.ndarray:
@@ -157,7 +157,7 @@ def test_transfer_with_a_stand_in_matrix_and_bad_input():
 
 
 def test_tps_map_passes_through_its_points_and_holds_the_border():
-    from fv.engine.motion_transfer import tps_map
+    from fv.photo.motion_transfer import tps_map
     rng = np.random.default_rng(0)
     src = rng.choice(np.arange(16, 48), (12, 2), replace=False).astype(float)   # on pixel centres: read back exactly
     same = tps_map(src, src, 64)                       # T(p) = p: the identity on the pixel grid, by hand

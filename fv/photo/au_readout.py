@@ -3,7 +3,7 @@ set's own ground truth (issue 13, `fv render --mode transfer`).
 
 A checkpoint trained on synthetic faces renders the stand-in face in its own domain; what it made is read
 back as the action-unit intensities [T, K] the synthetic generator would animate, and the generator's own
-motion field for them moves the photo (fv.data.standin_motion). Reading pixels, not optical flow: on the
+motion field for them moves the photo (fv.photo.standin_motion). Reading pixels, not optical flow: on the
 generator's 64 px frames DIS flow recovers about half of the true motion (end-point error 0.34 px against
 a mean motion of 0.70 px over the test clips' faces) and reads drawn texture as motion; dlib's landmarks on
 the same frames point the wrong way for happiness (mean cosine to the true motion -0.15) and fear (0.22).
@@ -17,7 +17,7 @@ split (144 clips, 12 other identities), R^2 per AU: AU1 .94, AU2 .96, AU4 .87, A
 AU9 .90, AU12 .93, AU15 .84, AU16 .88, AU20 .92, AU23 .84, AU26 .96 (mean 0.90; lam 10: 0.90, 100: 0.84).
 
 The shipped readout (fv/assets/au_readout.safetensors, 170 KB) is made by
-    python -m fv.data.au_readout data/synth_v2 fv/assets/au_readout.safetensors
+    python -m fv.photo.au_readout data/synth_v2 fv/assets/au_readout.safetensors
 """
 
 from __future__ import annotations
@@ -31,13 +31,14 @@ import cv2
 import numpy as np
 
 from fv.engine.assets import SHIPPED as SHIPPED_CHECKPOINTS
+from fv.photo.errors import FaceError
 
 FEATURE_SIZE = 32
 DEFAULT_LAM = 1.0
 SHIPPED = SHIPPED_CHECKPOINTS.parent / "au_readout.safetensors"   # fv/assets
 
 
-class AUReadoutError(ValueError):
+class AUReadoutError(FaceError):
     """A readout that cannot be fitted, read or applied."""
 
 
@@ -104,7 +105,7 @@ def load(path: str | Path = SHIPPED) -> AUReadout:
     path = Path(path)
     if not path.is_file():
         raise AUReadoutError(f"{path}: no AU readout there; make it with "
-                             f"`python -m fv.data.au_readout <synthetic data> {path}`")
+                             f"`python -m fv.photo.au_readout <synthetic data> {path}`")
     try:
         with safe_open(str(path), "np") as f:
             meta, t = f.metadata() or {}, {k: f.get_tensor(k) for k in f.keys()}

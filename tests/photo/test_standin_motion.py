@@ -1,6 +1,6 @@
-"""Stand-in motion transfer (fv.data.standin_motion, fv.data.au_readout, synth_face.motion_field) against
-independent references: the generator's forward field, the generator's own rendering of the moved face,
-numpy's least squares, and the AU intensities a clip was rendered with."""
+"""Stand-in motion transfer (fv.photo.standin_motion, synth_face.motion_field) against independent references: the
+generator's forward field and the generator's own rendering of the moved face (the AU readout that feeds it:
+tests/photo/test_au_readout.py)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ import pytest
 from scipy.ndimage import gaussian_filter1d
 
 from fv.data.synth import emotion_aus, synthetic_identity
-from fv.data.synth_face import AUS, motion_field, render_clip, render_frame, render_frame_motion, rest_pixels
+from fv.data.synth_face import AUS, motion_field, render_frame, render_frame_motion, rest_pixels
 from fv.data.synth_motion import displacement
-from fv.data.au_readout import AUReadoutError, features, fit, load, read
-from fv.data.standin_motion import StandinOptions, au_track, retarget, standin_transfer
+from fv.photo.standin_motion import StandinOptions, au_track, retarget, standin_transfer
 
 S = 128
 IDT = synthetic_identity(0, 0)
@@ -79,7 +78,7 @@ def test_no_motion_gives_the_crop_back_and_parted_lips_are_shadowed_only_where_n
     np.testing.assert_allclose(out[1][core], 0.35 * 200, atol=4)
     np.testing.assert_array_equal(out[1][far], 200)
     # a photo whose own lips are apart where the gap's pixels come from shows its own mouth: no shadow
-    from fv.photo_video import standin_landmarks
+    from fv.photo.standin import standin_landmarks
     marks = standin_landmarks(S, 2)
     if marks is None:
         pytest.skip("dlib finds no face on the stand-in")
@@ -99,46 +98,3 @@ def test_au_track_is_scipys_gaussian_from_frame_0_times_the_gain():
     np.testing.assert_allclose(got, 0.5 * np.clip(ref - ref[0], 0, None), atol=1e-9)
     from fv.data.synth_motion import POSED_GAIN
     assert StandinOptions().au_gain() == pytest.approx(1 / POSED_GAIN)
-
-
-def test_ridge_readout_is_the_least_squares_solution():
-    rng = np.random.default_rng(2)
-    clips = rng.integers(0, 256, (5, 4, 16, 16, 3), dtype=np.uint8)
-    aus = rng.uniform(0, 1, (5, 4, 3))
-    r = fit(clips, aus, ["A", "B", "C"], 2, lam=0.5)
-    X = np.concatenate([features(c) for c in clips]).astype(np.float64)
-    Y = aus.reshape(-1, 3)
-    Xc, Yc = X - X.mean(0), Y - Y.mean(0)
-    A = np.concatenate([Xc, np.sqrt(0.5) * np.eye(X.shape[1])])
-    W = np.linalg.lstsq(A, np.concatenate([Yc, np.zeros((X.shape[1], 3))]), rcond=None)[0]
-    np.testing.assert_allclose(r.weight, W, atol=2e-4)
-    np.testing.assert_allclose(r.bias, Y.mean(0), atol=1e-6)
-    with pytest.raises(AUReadoutError, match="do not match"):
-        fit(clips, aus[:4], ["A", "B", "C"], 2)
-
-
-def test_shipped_readout_reads_held_out_faces_action_units():
-    """Clips of two test identities (48, 50: never in the readout's train split) rendered with known AU ramps
-    for four emotions: the shipped readout reads them back."""
-    r = load()
-    assert r.aus == tuple(AUS) and r.version == 2
-    truth, got = [], []
-    for i in (48, 50):
-        idt = synthetic_identity(0, i)
-        for emotion in ("happiness", "surprise", "sadness", "anger"):
-            traj = np.stack([prototype(emotion, s) for s in (0, 0.3, 0.6, 1.0)])
-            got.append(read(r, render_clip(idt, traj, 64, version=2)))
-            truth.append(traj)
-    truth, got = np.concatenate(truth), np.concatenate(got)
-    assert np.abs(got - truth).mean() < 0.08, np.abs(got - truth).mean()
-    active = truth > 0.25
-    assert np.corrcoef(got[active], truth[active])[0, 1] > 0.8
-
-
-def test_readout_files_fail_with_one_line(tmp_path):
-    with pytest.raises(AUReadoutError, match="no AU readout there"):
-        load(tmp_path / "missing.safetensors")
-    bad = tmp_path / "bad.safetensors"
-    bad.write_bytes(b"\x00" * 40)
-    with pytest.raises(AUReadoutError, match="not a readable AU readout"):
-        load(bad)

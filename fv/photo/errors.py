@@ -1,0 +1,23 @@
+"""The errors of a real photo's way in and out (fv.photo): one root, FaceError, that the CLI reports as one line."""
+
+from __future__ import annotations
+
+
+class FaceError(ValueError):
+    """A photo or clip the face pipeline cannot use."""
+
+
+class NoFaceError(FaceError):
+    pass
+
+
+class ImageReadError(FaceError):
+    pass
+
+
+class FaceModelError(FaceError):
+    """The dlib model file is missing."""
+
+
+class MultipleFacesWarning(UserWarning):
+    pass
