@@ -36,13 +36,13 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from photo_modes import SCORE_SIZE, STRIP_FRAMES, inputs  # noqa: E402
 
-from fv.data.au_readout import load as load_readout, read  # noqa: E402
-from fv.data.standin_motion import StandinOptions, au_track, retarget, standin_transfer  # noqa: E402
-from fv.data.synth import EMOTION_AUS_V2, au_trajectory, render_clip, synthetic_identity  # noqa: E402
+from fv.data.synth import EMOTION_AUS_V2, au_trajectory, render_clip  # noqa: E402
 from fv.engine.labels import EMOTIONS  # noqa: E402
+from fv.photo.au_readout import load as load_readout, read  # noqa: E402
+from fv.photo.face import face_landmarks, load_face  # noqa: E402
 from fv.photo.ict_motion import FaceRig, MotionOptions  # noqa: E402
-from fv.photo_video import (STANDIN, face_landmarks, load_face, standin, standin_landmarks,  # noqa: E402
-                            standin_matrix)
+from fv.photo.standin import standin, standin_identity, standin_landmarks, standin_matrix  # noqa: E402
+from fv.photo.standin_motion import StandinOptions, au_track, retarget, standin_transfer  # noqa: E402
 
 APEX = slice(10, 22)
 CHECKPOINTS = Path(__file__).resolve().parents[1] / "fv" / "assets" / "checkpoints"
@@ -60,7 +60,7 @@ def move(face, aus: np.ndarray, motion: str) -> np.ndarray:
         return FaceRig(face.hires, face_landmarks(face), opts=MotionOptions(gain=float(gain))).video(aus)
     S = face.size
     rt = retarget(S, standin_matrix(S), face_landmarks(face), standin_landmarks(S))
-    return standin_transfer(face.hires, aus * float(gain), synthetic_identity(*STANDIN), 2, rt)
+    return standin_transfer(face.hires, aus * float(gain), standin_identity(), 2, rt)
 
 
 def score(video: np.ndarray, crop: np.ndarray, e: int, embed, fer, every: int = 2) -> dict:
@@ -119,7 +119,7 @@ def main() -> None:
         for m in args.motions.split(","):
             sources[f"ceiling {m}"] = (protos, m)
     if "readout" in stages:
-        idt, readout = synthetic_identity(*STANDIN), load_readout()
+        idt, readout = standin_identity(), load_readout()
         sources[f"readout {args.model_motion}"] = (
             {e: au_track(read(readout, render_clip(idt, a, 64)), StandinOptions(gain=1.0)) for e, a in protos.items()},
             args.model_motion)
@@ -142,7 +142,7 @@ def main() -> None:
                 Image.fromarray(strip(videos)).save(args.strips / f"{name}_{label.replace(' ', '_')}.png")
         print(f"[{time.perf_counter() - t0:.0f} s] {label}", flush=True)
     if "LFDM" in engines:                                        # LFDM's own default: its flows for the photo
-        from fv.photo_video import render
+        from fv.photo.modes import render
         label = "LFDM flow"
         for name, face in faces.items():
             videos = []

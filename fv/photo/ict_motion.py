@@ -32,7 +32,8 @@ import cv2
 import numpy as np
 
 from fv.engine.assets import SHIPPED as _CHECKPOINTS
-from fv.engine.faces import FaceError, apply_affine, similarity_from_eyes
+from fv.photo.errors import FaceError
+from fv.photo.geometry import apply_affine, similarity_from_eyes
 from fv.photo.raster import rasterize
 
 SHIPPED = _CHECKPOINTS.parent / "face_motion_ict.npz"

@@ -173,6 +173,23 @@ class TransferMode(RenderMode):
         return transfer_video(face.hires, output, standin_matrix(output.shape[1], version), allow=_mouth(face))
 
 
+class ScanMode(RenderMode):
+    """The action units the AU readout finds in the model's stand-in video (as transfer mode), applied to the
+    photo by the ICT Face Model's scanned real-face motion (fv.photo.ict_motion), with a rendered mouth inside."""
+    gain: float = 1.4   # benchmarks/photo_ceiling.py: the prototypes read best at 1.4 without rubber lips (2.0)
+
+    def face_video(self, face, output, version=None):
+        from fv.photo.au_readout import load, read
+        from fv.photo.face import face_landmarks
+        from fv.photo.ict_motion import FaceRig, MotionOptions
+        from fv.photo.standin_motion import StandinOptions, au_track
+        marks = face_landmarks(face)
+        if marks is None:
+            raise RenderModeError(f"--mode {self.name} needs the face's landmarks; dlib finds no face in the crop")
+        aus = au_track(read(load(), output), StandinOptions(gain=1.0))
+        return FaceRig(face.hires, marks, opts=MotionOptions(gain=self.gain)).video(aus)
+
+
 class TransferSelfMode(RenderMode):
     def face_video(self, face, output, version=None):
         from fv.photo.motion_transfer import transfer_video
@@ -241,6 +258,9 @@ class FlowStandinMode(FlowMode):
 MODES: dict[str, RenderMode] = {m.name: m for m in (
     TransferMode("transfer", "the photo's own pixels, moved by the motion the model gives a synthetic stand-in face "
                  "(read as action units, applied by the synthetic generator's motion field)", FRAMES, True),
+    ScanMode("scan", "the photo's own pixels, moved by real faces' scanned action-unit motion (ICT Face Model) at "
+             "the action units the model gives a synthetic stand-in face, the opened mouth rendered inside", FRAMES,
+             True),
     TransferSelfMode("transfer-self", "the photo's own pixels, moved by the motion of the model's frames of the "
                      "photo", FRAMES),
     PixelsMode("pixels", "the model's own 64 px frames of the photo, upscaled (synthetic-trained models paint "

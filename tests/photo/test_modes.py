@@ -10,9 +10,9 @@ from fv.photo.modes import DEFAULT_MODE, MODES, RenderModeError, modes_help, par
 
 def test_modes_parse_and_explain_themselves():
     assert parse_mode(" Transfer ") == "transfer" and DEFAULT_MODE in MODES
-    assert set(MODES) == {"transfer", "transfer-self", "pixels", "flow", "flow-standin"}
+    assert set(MODES) == {"transfer", "scan", "transfer-self", "pixels", "flow", "flow-standin"}
     assert all(m in modes_help() for m in MODES) and f"Default: {DEFAULT_MODE}" in modes_help()
-    with pytest.raises(RenderModeError, match="unknown mode 'warp'; choose one of: transfer, transfer-self, pixels, flow, flow-standin"):
+    with pytest.raises(RenderModeError, match="unknown mode 'warp'; choose one of: transfer, scan, transfer-self, pixels, flow, flow-standin"):
         parse_mode("warp")
 
 
@@ -25,7 +25,7 @@ def test_every_mode_says_what_the_model_renders_for_it_and_where_it_applies():
     from fv.photo.face import PhotoFace
     from fv.photo.modes import FLOWS, FRAMES, RenderMode, default_mode, get_mode
     from fv.photo.standin import standin
-    want = {"transfer": (FRAMES, True), "transfer-self": (FRAMES, False), "pixels": (FRAMES, False),
+    want = {"transfer": (FRAMES, True), "scan": (FRAMES, True), "transfer-self": (FRAMES, False), "pixels": (FRAMES, False),
             "flow": (FLOWS, False), "flow-standin": (FLOWS, True)}          # (output, renders the stand-in)
     crop = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
     face = PhotoFace(crop, crop, crop, None)

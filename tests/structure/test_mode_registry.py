@@ -88,7 +88,7 @@ def test_the_checker_finds_every_kind_of_mode_test():
 
 def test_no_mode_name_is_tested_outside_the_registry():
     names = set(MODES)
-    assert names == {"transfer", "transfer-self", "pixels", "flow", "flow-standin"}
+    assert names == {"transfer", "scan", "transfer-self", "pixels", "flow", "flow-standin"}
     hits = []
     for p in sorted([*(REPO / "fv").rglob("*.py"), *(REPO / "benchmarks").rglob("*.py")]):
         if p == REGISTRY:

@@ -1,0 +1,83 @@
+"""fv.photo.raster against a per-pixel reference (numpy.linalg.solve of the barycentric system, a loop over
+triangles with a depth test), and fv.photo.ict_motion's spline and rig on invariants: the thin-plate spline
+interpolates its points and keeps an affine map affine; zero AUs give the crop back byte for byte; a jaw drop
+moves the chin down and paints the mouth's inside, a brow raise paints nothing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fv.photo.ict_motion import SHIPPED, FaceMotionError, FaceRig, load_model, tps_apply, tps_fit
+from fv.photo.raster import rasterize
+
+
+def reference(xy, z, tris, h, w):
+    tri = np.full((h, w), -1)
+    best = np.full((h, w), -np.inf)
+    for k, t in enumerate(tris):
+        A = np.vstack([xy[t].T, np.ones(3)])
+        for y in range(h):
+            for x in range(w):
+                wts = np.linalg.solve(A, [x, y, 1.0])
+                if wts.min() >= -1e-7 and wts @ z[t] > best[y, x]:
+                    best[y, x], tri[y, x] = wts @ z[t], k
+    return tri
+
+
+def test_raster_matches_per_pixel_reference():
+    rng = np.random.default_rng(0)
+    xy = rng.uniform(-2, 14, (30, 2))
+    z = rng.uniform(0, 1, 30)
+    tris = np.array([rng.choice(30, 3, replace=False) for _ in range(25)])
+    got = rasterize(xy, z, tris, 12, 12)
+    want = reference(xy, z, tris, 12, 12)
+    assert (got.tri == want).mean() > 0.99       # ties on shared edges may go either way
+    hit = got.tri >= 0
+    vals = got.interpolate(tris, xy)             # interpolating the positions gives each pixel's own centre
+    ys, xs = np.nonzero(hit)
+    np.testing.assert_allclose(vals[hit], np.stack([xs, ys], 1), atol=1e-4)
+
+
+def test_tps_interpolates_and_keeps_affine():
+    rng = np.random.default_rng(1)
+    src = rng.uniform(0, 100, (20, 2))
+    dst = src + rng.normal(0, 3, src.shape)
+    spl = tps_fit(src, dst, lam=0.0, scale=100)
+    np.testing.assert_allclose(tps_apply(spl, src), dst, atol=1e-6)
+    M = np.array([[1.1, 0.2, 5.0], [-0.1, 0.9, -3.0]])
+    aff = tps_fit(src, src @ M[:, :2].T + M[:, 2], lam=1.0, scale=100)
+    q = rng.uniform(-50, 150, (10, 2))
+    np.testing.assert_allclose(tps_apply(aff, q), q @ M[:, :2].T + M[:, 2], atol=1e-6)
+
+
+def _rig(shared_data):
+    from fv.photo.face import load_face
+    face = load_face(shared_data / "faces" / "biden.jpg", 64, hi=256)
+    return face, FaceRig(face.hires, face.aligned.landmarks)
+
+
+def test_rig_invariants(shared_data):
+    face, rig = _rig(shared_data)
+    K = len(rig.model.aus)
+    assert np.array_equal(rig.frame(np.zeros(K)), face.hires)
+    jaw = np.zeros(K, np.float32)
+    jaw[rig.model.aus.index("AU26")] = 1.0
+    xy, _ = rig.moved(jaw)
+    chin = rig.model.landmarks[8]
+    assert xy[chin, 1] - rig.p0[chin, 1] > 0.03 * rig.G          # the chin goes down the crop
+    _, _, alpha = rig.frame_maps(jaw)
+    assert alpha.max() > 0.5                                       # the opened mouth shows its inside
+    brow = np.zeros(K, np.float32)
+    brow[rig.model.aus.index("AU1")] = 1.0
+    assert rig.frame_maps(brow)[2].max() == 0                      # a brow raise opens nothing
+    moved = rig.frame(brow).astype(int)
+    assert np.abs(moved - face.hires).max() > 10                   # ... but moves the face
+    with pytest.raises(FaceMotionError):
+        rig.frame(np.zeros(K + 1))
+
+
+def test_missing_model_is_one_line(tmp_path):
+    with pytest.raises(FaceMotionError, match="make_face_motion"):
+        load_model(tmp_path / "none.npz")
+    assert SHIPPED.is_file()
