@@ -171,6 +171,8 @@ class FaceRig:
         jx = (tps_apply(spline, apply_affine(sim, m + [h, 0])) - self.p0) / h
         jy = (tps_apply(spline, apply_affine(sim, m + [0, h])) - self.p0) / h
         self.jac = np.stack([jx, jy], -1).astype(np.float32)                             # [N, 2 (out), 2 (in)]
+        xs = np.arange(self.G, dtype=np.float32)
+        self.grid = np.stack(np.meshgrid(xs, xs), -1)                                   # [G, G, 2] pixel centres
         self.colours = interior_colours(crop, marks)
         self.skin = np.isin(self.model.part, (SKIN, EYE_FILL))
         z = self.model.rest[:, 2]
@@ -190,8 +192,7 @@ class FaceRig:
         hit = ras.tri >= 0
         skin = hit & self.skin[np.maximum(ras.tri, 0)]
         src = ras.interpolate(mdl.tris, self.p0)
-        grid = np.stack(np.meshgrid(np.arange(G, dtype=np.float32), np.arange(G, dtype=np.float32)), -1)
-        flow = np.where(skin[..., None], src - grid, 0.0).astype(np.float32)
+        flow = np.where(skin[..., None], src - self.grid, 0.0).astype(np.float32)
         rim = np.zeros((G, G), np.uint8)
         cv2.fillPoly(rim, [np.round(xy[mdl.mouth_loop] * 4).astype(np.int32)], 1, shift=2)
         inside = (hit & ~skin) | ((rim > 0) & ~hit)
