@@ -1,7 +1,7 @@
 """Where a real photo's expression is lost (issue 21): each stage of transfer mode fed the ground truth, beside
 what the shipped checkpoints give through the same motion. Prints a table and writes JSON.
 
-    python benchmarks/photo_ceiling.py [--motions ict@1.0,field@0.56,...] [--stages ceiling,readout,model]
+    python benchmarks/photo_ceiling.py [--motions ict@1.0,field@0.56,...] [--stages ceiling,readout,model,real]
                                        [--checkpoints baseline,onlyDM,LFDM] [--steps 25]
                                        [--video-frames 0,150,300] [--strips DIR] [--out benchmarks/photo_ceiling.json]
 
@@ -13,6 +13,9 @@ Stages (rows), for every emotion, on the portraits in ../shared/data/faces and f
             the AU readout (fv.data.au_readout), then the same motion: the readout's loss
   model     each shipped checkpoint renders the stand-in (its default sampler, --steps), read back, same motion:
             the model's loss; LFDM also in its own flow mode
+  real      no motion: the classifier itself on real expressive frames, every 6th frame of the Pexels video's
+            segments (labelled by eye: sadness 0-54, fear 156-222 with a hand at the mouth, happiness 240-471):
+            the rate at which it finds the segment's emotion, and its top class over all frames
 Motions: ict@g, the ICT Face Model's scanned AU motion fitted to the photo (fv.photo.ict_motion) at gain g;
 field@g, the synthetic generator's motion field of the stand-in carried through the landmark spline
 (fv.data.standin_motion, the transfer of version 0.x) at gain g (0.56 = its default 1 / POSED_GAIN).
@@ -82,6 +85,29 @@ def strip(videos: list[np.ndarray]) -> np.ndarray:
                                            for t in STRIP_FRAMES], 1) for v in videos], 0)
 
 
+SEGMENTS = {"sadness": (0, 54), "fear": (156, 222), "happiness": (240, 471)}
+
+
+def real_rates(fer, step: int = 6) -> dict:
+    """The classifier on the Pexels video's real expressive segments (SEGMENTS): per segment the share of frames
+    whose top class is its emotion and the mean probability of it; over all frames the share of each top class."""
+    from photo_modes import VIDEO
+
+    from fv.data.video_io import count_frames, read_video
+    from fv.photo.aligner import FaceAligner
+    idx = np.arange(0, count_frames(VIDEO), step)
+    probs = fer(FaceAligner().align_clip(read_video(VIDEO, idx), SCORE_SIZE))[1]
+    out = {}
+    for emo, (a, b) in SEGMENTS.items():
+        sel, e = (idx >= a) & (idx <= b), EMOTIONS.index(emo)
+        out[emo] = {"frames": int(sel.sum()), "top": float((probs[sel].argmax(1) == e).mean()),
+                    "p": float(probs[sel, e].mean())}
+    classes = list(EMOTIONS) + ["neutral"]
+    out["top_class_share"] = {c: float((probs.argmax(1) == i).mean()) for i, c in enumerate(classes)}
+    out["max_p"] = {c: float(probs[:, i].max()) for i, c in enumerate(classes)}
+    return out
+
+
 def model_aus(name: str, steps: int, seed: int) -> tuple[dict[int, np.ndarray], object]:
     """{emotion: AU track [32, K]} read from the checkpoint's stand-in videos, and the engine."""
     from fv.engine.engine import Engine
@@ -110,6 +136,14 @@ def main() -> None:
     embed, fer = build_face_embedder("dlib"), build_emotion_classifier("wtf", device="cpu")
     stages = args.stages.split(",")
     t0 = time.perf_counter()
+    real = real_rates(fer) if "real" in stages else None
+    if real:
+        print("the classifier on real expressive frames (Pexels segments): top class = the segment's emotion\n")
+        print("| segment | frames | top-class rate | mean P |\n|---|---|---|---|")
+        for emo in SEGMENTS:
+            print(f"| {emo} | {real[emo]['frames']} | {real[emo]['top']:.0%} | {real[emo]['p']:.2f} |")
+        print("all frames, top-class share: " + ", ".join(f"{c} {v:.0%}" for c, v in real["top_class_share"].items())
+              + "; max P: " + ", ".join(f"{c} {v:.2f}" for c, v in real["max_p"].items()) + "\n")
     with tempfile.TemporaryDirectory() as tmp:
         faces = {n: load_face(p, 64, hi=args.max_size)
                  for n, p in inputs(Path(tmp), [int(x) for x in args.video_frames.split(",") if x]).items()}
@@ -170,7 +204,7 @@ def main() -> None:
         print(f"| {lb} | " + " | ".join(cells) + f" | {sum(s[emo]['top'] >= 0.5 for emo in EMOTIONS)} "
               f"| {s['all']['id']:.3f} |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"steps": args.steps, "seed": args.seed, "inputs": {n: f.size for n, f in faces.items()},
+    args.out.write_text(json.dumps({"steps": args.steps, "seed": args.seed, "real": real, "inputs": {n: f.size for n, f in faces.items()},
                                     "summary": summary, "rows": rows}, indent=1))
     print(f"-> {args.out}")
 

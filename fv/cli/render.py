@@ -90,11 +90,12 @@ def render_photo(face: Path, emotion: str, eng, seed: int, out: Optional[Path], 
 
 
 def _face(path: Path, size: int, aligned: bool):
-    """fv.photo.face.PhotoFace of the photo; a warning line when it holds several faces."""
-    from fv.photo.errors import MultipleFacesWarning
+    """fv.photo.face.PhotoFace of the photo; a warning line for each fv.photo.errors.PhotoWarning (several faces,
+    a covered mouth)."""
+    from fv.photo.errors import PhotoWarning
     from fv.photo.face import load_face
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", MultipleFacesWarning)
+        warnings.simplefilter("always", PhotoWarning)
         face = load_face(path, size, aligned)
     for w in caught:
         common.info(f"[fv] {w.message}")

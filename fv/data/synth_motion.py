@@ -168,16 +168,18 @@ def _step(idt: Identity, aus: dict[str, float], p: np.ndarray, side: int | None 
         w_up, w_lo = (total, 0.0 * total) if side < 0 else (0.0 * total, total)
     sided = {0: 1.0, -1: w_up, 1: w_lo}
     anc = anchors(idt)
+    pull: dict[str, np.ndarray] = {}                           # the AUs' vectors summed per anchor: one kernel each
     for au, a in active:
         for name, (vx, vy) in MOTION_IOD[au].items():
-            v = a * iod * POSED_GAIN / _STEPS * np.array([vx, vy])
-            if name == "jaw":
-                out += (w_lo * _jaw(idt, p))[:, None] * v
-                continue
-            k = anc[name]
-            out += (_gauss(p, k.centre, k) * sided[k.side])[:, None] * v
-            if k.mirror:                                       # the image-left twin: x and dx mirrored
-                out += (_gauss(p, (-k.centre[0], k.centre[1]), k) * sided[k.side])[:, None] * (v * [-1, 1])
+            pull[name] = pull.get(name, 0.0) + a * iod * POSED_GAIN / _STEPS * np.array([vx, vy])
+    for name, v in pull.items():
+        if name == "jaw":
+            out += (w_lo * _jaw(idt, p))[:, None] * v
+            continue
+        k = anc[name]
+        out += (_gauss(p, k.centre, k) * sided[k.side])[:, None] * v
+        if k.mirror:                                           # the image-left twin: x and dx mirrored
+            out += (_gauss(p, (-k.centre[0], k.centre[1]), k) * sided[k.side])[:, None] * (v * [-1, 1])
     return out
 
 

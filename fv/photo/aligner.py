@@ -30,6 +30,15 @@ _DETECT_MIN_SIDE = 160   # ... and at least this short side (small photos are up
 _DETECT_PAD = 0.15       # constant border (fraction of the long side) so faces touching the edge are found
 _LANDMARK_FACE_PX = 200  # the predictor sees the face box resampled to this width
 _REFINE_ROLL_DEG = 5.0   # faces tilted more than this are predicted again, upright
+# dlib's 68 points of a mirrored face: point i of the photo is point MIRROR[i] of its mirror image
+MIRROR = np.array(list(range(16, -1, -1)) + list(range(26, 16, -1)) + [27, 28, 29, 30, 35, 34, 33, 32, 31]
+                  + [45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40] + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55]
+                  + [64, 63, 62, 61, 60, 67, 66, 65])
+# A mouth whose points move more than this (mean, inter-ocular distances) when the photo is mirrored is covered.
+# benchmarks/mouth_cover.py, every 6th frame of the Pexels video: the 51 frames with the mouth in view move
+# 0.006-0.025; of the 26 with a hand over it, 19 move 0.03-0.18 (the predictor guesses a covered mouth, and guesses
+# differently for its mirror image), 7 less (a hand it fits as lips, or one that leaves their outline).
+MOUTH_COVERED = 0.03
 
 
 def default_model_dir() -> Path | None:
@@ -113,6 +122,22 @@ class FaceAligner:
             if abs(roll) > np.radians(_REFINE_ROLL_DEG):
                 lm = self._predict(rgb, box, roll)
         return lm
+
+    def mirror_disagreement(self, rgb: np.ndarray, box, landmarks: np.ndarray) -> np.ndarray:
+        """float [68]: how far each point moves (inter-ocular distances) when the face is predicted again on the
+        mirrored photo and mapped back. dlib gives no confidence; where it sees the feature it finds the same
+        point in both, where it guesses (a hand over the mouth) the two guesses differ."""
+        rgb = as_rgb(rgb)
+        w = rgb.shape[1]
+        x0, y0, x1, y1 = (float(v) for v in box)
+        back = self.landmarks(np.ascontiguousarray(rgb[:, ::-1]), (w - 1 - x1, y0, w - 1 - x0, y1))
+        back[:, 0] = w - 1 - back[:, 0]
+        iod = float(np.linalg.norm(np.subtract(*eye_centres(landmarks))))
+        return np.linalg.norm(back[MIRROR] - landmarks, axis=1) / max(iod, 1e-6)
+
+    def mouth_covered(self, rgb: np.ndarray, box, landmarks: np.ndarray) -> bool:
+        """Whether something covers the mouth (a hand): its points disagree with the mirror's (MOUTH_COVERED)."""
+        return bool(self.mirror_disagreement(rgb, box, landmarks)[48:68].mean() > MOUTH_COVERED)
 
     def _predict(self, rgb: np.ndarray, box, roll: float) -> np.ndarray:
         # region q = k R(-roll) (p - c) + (r/2, r/2): the box centre c to the middle of an r x r region,

@@ -19,5 +19,13 @@ class FaceModelError(FaceError):
     """The dlib model file is missing."""
 
 
-class MultipleFacesWarning(UserWarning):
+class PhotoWarning(UserWarning):
+    """Something about the photo worth one line before rendering it (the CLI prints each as one line)."""
+
+
+class MultipleFacesWarning(PhotoWarning):
     pass
+
+
+class MouthCoveredWarning(PhotoWarning):
+    """Something covers the mouth (fv.photo.aligner.FaceAligner.mouth_covered): the modes leave it as it is."""

@@ -23,6 +23,7 @@ class PhotoFace:
     hires: np.ndarray                # uint8 [S, S, 3] the same face at its own resolution, S in [64, 512]
     photo: np.ndarray                # uint8 [H, W, 3]
     aligned: AlignedFace | None      # the S-pixel alignment (None: the photo was an aligned crop)
+    mouth_covered: bool = False      # something covers the mouth (a hand): the modes leave the mouth as it is
 
     @property
     def size(self) -> int:
@@ -31,7 +32,8 @@ class PhotoFace:
 
 def load_face(path: str | Path, model_size: int, aligned: bool = False, lo: int = 64, hi: int = 512) -> PhotoFace:
     """Detect and align the photo's largest face (or take an aligned crop as it is, resized to [lo, hi]). A photo
-    with several faces warns (fv.photo.errors.MultipleFacesWarning) and uses the largest."""
+    with several faces warns (fv.photo.errors.MultipleFacesWarning) and uses the largest; one whose mouth is
+    covered (a hand over it: FaceAligner.mouth_covered) warns with MouthCoveredWarning."""
     from fv.photo.aligner import FaceAligner
     from fv.photo.image import read_image
     photo = read_image(path)
@@ -39,8 +41,16 @@ def load_face(path: str | Path, model_size: int, aligned: bool = False, lo: int 
         size = int(min(hi, max(lo, 2 * round(min(photo.shape[:2]) / 2))))
         hires = _resize(photo, size)
         return PhotoFace(_resize(photo, model_size), hires, photo, None)
-    crop, al = FaceAligner().face_crops(photo, model_size, lo, hi, name=str(path))
-    return PhotoFace(crop, al.image, photo, al)
+    aligner = FaceAligner()
+    crop, al = aligner.face_crops(photo, model_size, lo, hi, name=str(path))
+    covered = aligner.mouth_covered(photo, al.box, al.photo_landmarks)
+    if covered:
+        import warnings
+
+        from fv.photo.errors import MouthCoveredWarning
+        warnings.warn(f"something covers the mouth in {path} (its landmarks are a guess there); the mouth is left "
+                      f"as it is", MouthCoveredWarning, stacklevel=2)
+    return PhotoFace(crop, al.image, photo, al, covered)
 
 
 def _resize(img: np.ndarray, size: int) -> np.ndarray:

@@ -50,6 +50,11 @@ VIS_RAMP = (0.25, 0.75)    # flow modes: visibility below 0.25 is fully shadowed
 # ... and only below the nose (fractions of the crop's height; the eye line is at 0.40, the mouth near 0.70): the
 # synthetic set marks widened eyes' new sclera as not visible too, and shadowing it gave people black eye rings
 MOUTH_ZONE = (0.52, 0.58)
+# A covered mouth (fv.photo.face.PhotoFace.mouth_covered, a hand over it) is left as it is: these action units
+# (the lips', the jaw's, and the nose wrinkler's, which raises the upper lip) stay at 0, and every mode's video shows the photo's own pixels over the mouth (its
+# points' hull grown by KEEP_MOUTH[0] inter-ocular distances, feathered by KEEP_MOUTH[1]).
+MOUTH_AUS = ("AU9", "AU12", "AU15", "AU16", "AU20", "AU23", "AU26")
+KEEP_MOUTH = (0.2, 0.1)
 
 
 class RenderModeError(FaceError):
@@ -146,7 +151,32 @@ class RenderMode:
                                   f"{eng.setting} generates frames (use --mode {DEFAULT_MODE})")
         version = standin_version(eng.config) if self.renders_standin else None
         out = self.output.generate(eng, [self.model_input(face, version)], [emotion], [seed], progress)[0]
-        return self.face_video(face, out, version), self.output.frames(out)
+        return keep_mouth(face, self.face_video(face, out, version)), self.output.frames(out)
+
+
+def still_mouth(face: PhotoFace, aus: np.ndarray) -> np.ndarray:
+    """AU intensities [T, K] with the mouth's (MOUTH_AUS) at 0 where the face's mouth is covered."""
+    if not face.mouth_covered:
+        return aus
+    from fv.data.synth_face import AUS
+    aus = aus.copy()
+    aus[:, [AUS.index(a) for a in MOUTH_AUS]] = 0
+    return aus
+
+
+def keep_mouth(face: PhotoFace, video: np.ndarray) -> np.ndarray:
+    """uint8 [T, S, S, 3]: the video with the photo's own mouth (KEEP_MOUTH) where the face's mouth is covered."""
+    if not face.mouth_covered or face.aligned is None:
+        return video
+    import numpy as np
+
+    from fv.photo.motion_transfer import feather
+    from fv.photo.paste import mouth_mask
+    iod = float(np.linalg.norm(face.aligned.eyes[1] - face.aligned.eyes[0]))
+    hull = mouth_mask(face.aligned, grow=0.0, drop=0.0)           # the photo's own, exactly; feathered outside it
+    m = np.maximum(feather(mouth_mask(face.aligned, grow=KEEP_MOUTH[0], drop=0.0), KEEP_MOUTH[1] * iod), hull)
+    m = m[None, ..., None]
+    return np.clip(video * (1 - m) + face.hires[None] * m + 0.5, 0, 255).astype(np.uint8)
 
 
 def _mouth(face: PhotoFace) -> np.ndarray:
@@ -166,7 +196,7 @@ class TransferMode(RenderMode):
             from fv.photo.face import face_landmarks
             from fv.photo.standin import standin_identity, standin_landmarks
             from fv.photo.standin_motion import au_track, retarget, standin_transfer
-            aus = au_track(read(load(), output))
+            aus = still_mouth(face, au_track(read(load(), output)))
             rt = retarget(S, standin_matrix(S, v), face_landmarks(face), standin_landmarks(S, v))
             return standin_transfer(face.hires, aus, standin_identity(), v, rt)
         # a stand-in without a motion field (version 1): dense optical flow of its frames, filled in the mouth
@@ -186,7 +216,7 @@ class ScanMode(RenderMode):
         marks = face_landmarks(face)
         if marks is None:
             raise RenderModeError(f"--mode {self.name} needs the face's landmarks; dlib finds no face in the crop")
-        aus = au_track(read(load(), output), StandinOptions(gain=1.0))
+        aus = still_mouth(face, au_track(read(load(), output), StandinOptions(gain=1.0)))
         return FaceRig(face.hires, marks, opts=MotionOptions(gain=self.gain)).video(aus)
 
 
