@@ -19,6 +19,16 @@ set's cartoon amounts. A photo's face crop (S px) is moved in four steps:
     (teeth from the whites of its eyes, or its own teeth when its mouth is open; tongue and socket from its
     lips), Lambert-shaded by the rest normals' z and darkened with depth behind the lips (a cavity with depth,
     darkest at the back). Interior coverage thinner than `sliver` grid px is ignored (the closed lips' seam).
+  * The photo's own expression. A portrait often smiles; read as the start of every video, its smile would
+    stay under any other emotion. The mouth's action units the photo already shows (OWN_AUS) are fitted to its
+    mouth points (48-67) by non-negative least squares, ridge `own_ridge`, after the eye similarity s:
+    own = argmin_{w >= 0} |s(m(L + sum_k w_k D_k)) - P|^2 + own_ridge |w|^2 in inter-ocular units (neutral
+    mouths fit about 0-0.3, the smiling portraits 0.8-1.0 of AU12). The fit above is then made to the model at
+    `own` (its mouth open where the photo's is, points 17-67), and frame t moves by gain a(t) - relax r(t) own,
+    r(t) in [0, 1] the expression's progress (its AU sum over the video's largest): at the apex the photo's
+    own expression is undone by the share `relax`, at frame 0 nothing moves. Only a smile is undone (OWN_SMILE):
+    a neutral mouth's fit is the person's own shape. What the photo shows of its own
+    mouth's inside (the triangles seen at the fit) keeps the photo's pixels; only what opens beyond it is painted.
   * Zero AUs give the crop back exactly.
 """
 
@@ -38,6 +48,12 @@ from fv.photo.raster import rasterize
 
 SHIPPED = _CHECKPOINTS.parent / "face_motion_ict.npz"
 RETARGET = np.r_[17:60]          # brows, nose, eyes, outer lips (an open mouth's inner lips would pull the seam)
+RETARGET_OWN = np.r_[17:68]      # ... and the inner lips, where the model's mouth is fitted open as the photo's is
+OWN_AUS = ("AU12", "AU15", "AU16", "AU20", "AU23", "AU26")   # the mouth's: what its points tell apart
+# The own expression is undone only where the photo smiles (its fitted AU12 at least this): a neutral mouth's fit
+# (0-0.3 on the portraits and Pexels frames) is the person's own mouth shape, not an expression to undo
+# (undoing it read worse: benchmarks/photo_ceiling.py, happiness and surprise on Biden and Pexels frame 0).
+OWN_SMILE = 0.4
 SKIN, EYE_FILL, SOCKET, GUMS, TEETH = range(5)
 
 
@@ -115,6 +131,8 @@ class MotionOptions:
     grid: int = 256         # the mesh is rasterized on at most this many px, the map resized to the crop
     lam: float = 1.0        # thin-plate smoothing
     sliver: float = 1.0     # interior coverage up to this many grid px deep is ignored; full from 2x it
+    relax: float = 1.0      # the share of the photo's own expression (OWN_AUS) undone at the apex (0: kept)
+    own_ridge: float = 0.02  # the own-expression fit's ridge (inter-ocular units squared per unit AU)
 
 
 def _colour(crop: np.ndarray, polys: list[np.ndarray], keep: float, bright: bool) -> np.ndarray | None:
@@ -145,6 +163,28 @@ def interior_colours(crop: np.ndarray, marks: np.ndarray) -> dict[int, np.ndarra
     return {TEETH: teeth * 0.92, GUMS: lips * 0.8, SOCKET: lips * 0.22}
 
 
+def own_expression(marks: np.ndarray, model: FaceModel, ridge: float = 0.02) -> np.ndarray:
+    """float32 [K]: the photo's own mouth expression, OWN_AUS fitted to its points 48-67 (module docstring); zeros
+    unless it smiles (OWN_SMILE)."""
+    from scipy.optimize import nnls
+    marks = np.asarray(marks, np.float64)
+    flip = np.array([1.0, -1.0])
+    lm = model.rest[model.landmarks, :2].astype(np.float64) * flip
+    eyes = np.stack([lm[36:42].mean(0), lm[42:48].mean(0)])
+    photo_eyes = np.stack([marks[36:42].mean(0), marks[42:48].mean(0)])
+    sim = similarity_from_eyes(eyes, photo_eyes)
+    iod = float(np.linalg.norm(photo_eyes[1] - photo_eyes[0]))
+    k = [model.aus.index(a) for a in OWN_AUS]
+    mouth = model.landmarks[48:68]
+    b = ((marks[48:68] - apply_affine(sim, lm[48:68])) / iod).ravel()
+    A = np.stack([((model.delta[j, mouth, :2] * flip) @ sim[:, :2].T / iod).ravel() for j in k], 1)
+    w, _ = nnls(np.concatenate([A, np.sqrt(ridge) * np.eye(len(k))]), np.concatenate([b, np.zeros(len(k))]))
+    own = np.zeros(len(model.aus), np.float32)
+    if w[OWN_AUS.index("AU12")] >= OWN_SMILE:
+        own[k] = w
+    return own
+
+
 class FaceRig:
     """The face model fitted to one photo crop (module docstring): frame(aus) moves the crop."""
 
@@ -161,33 +201,44 @@ class FaceRig:
         self.size, self.G = S, min(S, int(opts.grid))
         r = self.G / S
         photo = (marks + 0.5) * r - 0.5                                # landmarks in grid px
-        m = self.model.rest[:, :2] * np.array([1.0, -1.0], np.float32)   # frontal view
-        lm = m[self.model.landmarks]
+        mdl = self.model
+        self.own = own_expression(marks, mdl, opts.own_ridge) if opts.relax > 0 else np.zeros(len(mdl.aus), np.float32)
+        fitted = self.own.any()
+        at = mdl.rest + np.tensordot(self.own, mdl.delta, 1)                 # the model at the photo's expression
+        m = at[:, :2] * np.array([1.0, -1.0], np.float32)                    # frontal view
+        lm = m[mdl.landmarks]
         sim = similarity_from_eyes(np.stack([lm[36:42].mean(0), lm[42:48].mean(0)]),
                                    np.stack([photo[36:42].mean(0), photo[42:48].mean(0)]))
-        spline = tps_fit(apply_affine(sim, lm[RETARGET]), photo[RETARGET], opts.lam, scale=self.G)
+        fit = RETARGET_OWN if fitted else RETARGET
+        spline = tps_fit(apply_affine(sim, lm[fit]), photo[fit], opts.lam, scale=self.G)
         self.p0 = tps_apply(spline, apply_affine(sim, m)).astype(np.float32)            # [N, 2] grid px
         h = 0.05                                                                          # cm
         jx = (tps_apply(spline, apply_affine(sim, m + [h, 0])) - self.p0) / h
         jy = (tps_apply(spline, apply_affine(sim, m + [0, h])) - self.p0) / h
         self.jac = np.stack([jx, jy], -1).astype(np.float32)                             # [N, 2 (out), 2 (in)]
+        self.z0 = at[:, 2].astype(np.float32)
         xs = np.arange(self.G, dtype=np.float32)
         self.grid = np.stack(np.meshgrid(xs, xs), -1)                                   # [G, G, 2] pixel centres
         self.colours = interior_colours(crop, marks)
-        self.skin = np.isin(self.model.part, (SKIN, EYE_FILL))
-        z = self.model.rest[:, 2]
+        self.skin = np.isin(mdl.part, (SKIN, EYE_FILL))
+        if fitted:                  # the inside the photo shows of its own mouth keeps the photo's pixels
+            seen = rasterize(self.p0, self.z0, mdl.tris, self.G, self.G).tri
+            self.skin[np.unique(seen[seen >= 0])] = True
+        z = mdl.rest[:, 2]
         self.z_front = float(z[self.model.landmarks[48:68]].max())
 
-    def moved(self, aus: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(grid px [N, 2], depth [N]) of every vertex at AU intensities aus [K]."""
-        d = np.tensordot(np.asarray(aus, np.float32) * self.opts.gain, self.model.delta, 1)   # [N, 3]
+    def moved(self, aus: np.ndarray, progress: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        """(grid px [N, 2], depth [N]) of every vertex at AU intensities aus [K], the expression's progress in
+        [0, 1] (how much of the photo's own expression is undone: relax * progress)."""
+        w = np.asarray(aus, np.float32) * self.opts.gain - np.float32(self.opts.relax * progress) * self.own
+        d = np.tensordot(w, self.model.delta, 1)                                               # [N, 3]
         d2 = d[:, :2] * np.array([1.0, -1.0], np.float32)
-        return self.p0 + np.einsum("nij,nj->ni", self.jac, d2), self.model.rest[:, 2] + d[:, 2]
+        return self.p0 + np.einsum("nij,nj->ni", self.jac, d2), self.z0 + d[:, 2]
 
-    def frame_maps(self, aus: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def frame_maps(self, aus: np.ndarray, progress: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(backward flow float32 [G, G, 2] in grid px, interior colour float32 [G, G, 3], its alpha [G, G])."""
         G, mdl = self.G, self.model
-        xy, z = self.moved(aus)
+        xy, z = self.moved(aus, progress)
         ras = rasterize(xy, z, mdl.tris, G, G)
         hit = ras.tri >= 0
         skin = hit & self.skin[np.maximum(ras.tri, 0)]
@@ -223,15 +274,17 @@ class FaceRig:
         alpha = np.clip((deep - s) / s, 0, 1).astype(np.float32)
         return np.where(inside[..., None], colour, 0.0).astype(np.float32), alpha
 
-    def frame(self, aus: np.ndarray) -> np.ndarray:
-        """uint8 [S, S, 3]: the crop moved to AU intensities aus [K] (zeros: the crop itself)."""
+    def frame(self, aus: np.ndarray, progress: float | None = None) -> np.ndarray:
+        """uint8 [S, S, 3]: the crop moved to AU intensities aus [K] at the expression's progress (default: 1 for
+        any expression, as at the apex); zeros at progress 0: the crop itself."""
         aus = np.asarray(aus, np.float32)
         if aus.shape != (len(self.model.aus),):
             raise FaceMotionError(f"aus must be [{len(self.model.aus)}] ({', '.join(self.model.aus)}), got {aus.shape}")
-        if not aus.any():
+        progress = float(aus.any()) if progress is None else float(np.clip(progress, 0.0, 1.0))
+        if not aus.any() and (progress == 0 or not self.own.any()):
             return self.crop.copy()
         S, G = self.size, self.G
-        flow, colour, alpha = self.frame_maps(aus)
+        flow, colour, alpha = self.frame_maps(aus, progress)
         r = S / G
         if G != S:
             flow = cv2.resize(flow, (S, S), interpolation=cv2.INTER_LINEAR) * np.float32(r)
@@ -247,9 +300,12 @@ class FaceRig:
         return np.clip(np.round(out * (1 - a) + colour * a), 0, 255).astype(np.uint8)
 
     def video(self, aus: np.ndarray) -> np.ndarray:
-        """uint8 [T, S, S, 3] for AU intensities [T, K]."""
-        return np.stack([self.frame(a) for a in np.asarray(aus, np.float32)])
+        """uint8 [T, S, S, 3] for AU intensities [T, K]; frame t's progress is its AU sum over the largest."""
+        aus = np.asarray(aus, np.float32)
+        total = np.abs(aus).sum(1)
+        progress = total / total.max() if total.max() > 0 else total
+        return np.stack([self.frame(a, p) for a, p in zip(aus, progress)])
 
 
-__all__ = ["FaceModel", "FaceMotionError", "FaceRig", "MotionOptions", "RETARGET", "SHIPPED", "interior_colours",
-           "load_model", "tps_apply", "tps_fit"]
+__all__ = ["FaceModel", "FaceMotionError", "FaceRig", "MotionOptions", "OWN_AUS", "OWN_SMILE", "RETARGET", "RETARGET_OWN", "SHIPPED",
+           "interior_colours", "load_model", "own_expression", "tps_apply", "tps_fit"]

@@ -1,14 +1,18 @@
 """fv.photo.raster against a per-pixel reference (numpy.linalg.solve of the barycentric system, a loop over
 triangles with a depth test), and fv.photo.ict_motion's spline and rig on invariants: the thin-plate spline
 interpolates its points and keeps an affine map affine; zero AUs give the crop back byte for byte; a jaw drop
-moves the chin down and paints the mouth's inside, a brow raise paints nothing."""
+moves the chin down and paints the mouth's inside, a brow raise paints nothing. The own-expression fit recovers the
+AUs a face was made with (the model's own landmarks, moved by known weights and placed by a known similarity), and
+undoes a smiling portrait's smile."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from fv.photo.ict_motion import SHIPPED, FaceMotionError, FaceRig, load_model, tps_apply, tps_fit
+from fv.photo.geometry import apply_affine
+from fv.photo.ict_motion import (OWN_AUS, OWN_SMILE, SHIPPED, FaceMotionError, FaceRig, MotionOptions, load_model,
+                                 own_expression, tps_apply, tps_fit)
 from fv.photo.raster import rasterize
 
 
@@ -81,3 +85,45 @@ def test_missing_model_is_one_line(tmp_path):
     with pytest.raises(FaceMotionError, match="make_face_motion"):
         load_model(tmp_path / "none.npz")
     assert SHIPPED.is_file()
+
+
+def _made_with(model, weights: dict[str, float]) -> np.ndarray:
+    """The model's 68 landmarks at these AU intensities, frontal, placed by a rotated, scaled, shifted view."""
+    w = np.zeros(len(model.aus), np.float32)
+    for k, v in weights.items():
+        w[model.aus.index(k)] = v
+    pts = (model.rest + np.tensordot(w, model.delta, 1))[model.landmarks, :2] * [1.0, -1.0]
+    a, c = 0.1, 9.0                                          # 0.1 rad roll, 9 px per cm
+    sim = np.array([[c * np.cos(a), -c * np.sin(a), 120.0], [c * np.sin(a), c * np.cos(a), 140.0]])
+    return apply_affine(sim, pts)
+
+
+def test_own_expression_recovers_the_aus_a_face_was_made_with():
+    model = load_model()
+    made = {"AU12": 0.8, "AU26": 0.5, "AU16": 0.3}
+    got = own_expression(_made_with(model, made), model, ridge=1e-8)
+    for au in OWN_AUS:    # not exact: the mouth's shapes move the eye points a little (0.02 cm), and so the view
+        tol = 0.03 if au == "AU12" else 0.08
+        assert got[model.aus.index(au)] == pytest.approx(made.get(au, 0.0), abs=tol), au
+    assert not np.any(np.delete(got, [model.aus.index(a) for a in OWN_AUS]))      # only the mouth's are fitted
+    # a mouth that does not smile is the person's own shape: nothing to undo
+    assert not own_expression(_made_with(model, {"AU12": OWN_SMILE / 2, "AU26": 0.5}), model, ridge=1e-8).any()
+    assert not own_expression(_made_with(model, {}), model).any()
+
+
+def test_a_smiling_portrait_s_smile_is_undone_at_the_apex(shared_data):
+    from fv.photo.face import load_face
+    face = load_face(shared_data / "faces" / "obama.jpg", 64, hi=256)
+    rig = FaceRig(face.hires, face.aligned.landmarks)
+    assert rig.own[rig.model.aus.index("AU12")] >= OWN_SMILE
+    K = len(rig.model.aus)
+    assert np.array_equal(rig.frame(np.zeros(K), progress=0.0), face.hires)     # frame 0: the photo itself
+    xy, _ = rig.moved(np.zeros(K), progress=1.0)
+    lm = rig.model.landmarks
+    iod = np.linalg.norm(face.aligned.eyes[1] - face.aligned.eyes[0]) * rig.G / rig.size
+    assert (xy[lm[[48, 54]], 1] - rig.p0[lm[[48, 54]], 1]).min() > 0.015 * iod    # the corners come down
+    gap = lambda p: p[lm[66], 1] - p[lm[62], 1]                                  # noqa: E731
+    assert gap(rig.p0) > 0.1 * iod and gap(xy) < 0.3 * gap(rig.p0)               # and the open lips close
+    assert np.abs(rig.frame(np.zeros(K), progress=1.0).astype(int) - face.hires).max() > 10
+    kept = FaceRig(face.hires, face.aligned.landmarks, opts=MotionOptions(relax=0.0))
+    assert not kept.own.any()
