@@ -27,7 +27,9 @@ set's cartoon amounts. A photo's face crop (S px) is moved in four steps:
     `own` (its mouth open where the photo's is, points 17-67), and frame t moves by gain a(t) - relax r(t) own,
     r(t) in [0, 1] the expression's progress (its AU sum over the video's largest): at the apex the photo's
     own expression is undone by the share `relax`, at frame 0 nothing moves. Only a smile is undone (OWN_SMILE):
-    a neutral mouth's fit is the person's own shape. What the photo shows of its own
+    a neutral mouth's fit is the person's own shape. A video that smiles itself keeps as much of the photo's
+    smile as it wants (r scaled by 1 - min(1, its peak AU12 gain / own AU12)): a happy video of a laughing
+    photo laughs on, a sad one first lets the smile go. What the photo shows of its own
     mouth's inside (the triangles seen at the fit) keeps the photo's pixels; only what opens beyond it is painted.
   * Zero AUs give the crop back exactly.
 """
@@ -300,10 +302,14 @@ class FaceRig:
         return np.clip(np.round(out * (1 - a) + colour * a), 0, 255).astype(np.uint8)
 
     def video(self, aus: np.ndarray) -> np.ndarray:
-        """uint8 [T, S, S, 3] for AU intensities [T, K]; frame t's progress is its AU sum over the largest."""
+        """uint8 [T, S, S, 3] for AU intensities [T, K]; frame t's progress is its AU sum over the largest (less
+        the share of the photo's own smile the video keeps: module docstring)."""
         aus = np.asarray(aus, np.float32)
         total = np.abs(aus).sum(1)
         progress = total / total.max() if total.max() > 0 else total
+        smile = self.model.aus.index("AU12")
+        if self.own[smile] > 0:     # the share of the photo's smile the video wants anyway is kept, not undone
+            progress = progress * (1 - min(1.0, float(aus[:, smile].max()) * self.opts.gain / self.own[smile]))
         return np.stack([self.frame(a, p) for a, p in zip(aus, progress)])
 
 

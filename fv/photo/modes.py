@@ -15,6 +15,10 @@ need one that generates flows), and how the checkpoint's output becomes the face
                  the two faces' landmarks (fv.photo.standin_motion). Where the lips part, the photo's own
                  pixels are shadowed; no generated pixel reaches the photo. A checkpoint whose stand-in has no
                  motion field (generator version 1) falls back to the dense flow of transfer-self's kind.
+  scan           (the default for checkpoints that generate frames) the same action units, applied by real faces'
+                 motion: the ICT Face Model's scanned expressions fitted to the photo's landmarks
+                 (fv.photo.ict_motion), an opened mouth's inside rendered in the photo's colours, a smiling photo's
+                 own smile let go where the video does not want it.
   transfer-self  the photo's own pixels moved by the dense motion (DIS optical flow, frame t -> 0) of the model's
                  own frames of the photo (fv.photo.motion_transfer); generated pixels, colour-matched and
                  only darkening, where the flow cannot explain an opened mouth.
@@ -32,6 +36,11 @@ frames: transfer 0.30 / 0.45, transfer-self 0.14 / 0.31, pixels 0.35 / 0.55; FER
 transfer-self's expression (transfer-self barely moves: the model's frames of a real photo are out of its
 domain); pixels reads a little more expressive to the classifier but paints the synthetic set's teeth and
 blotches on the person.
+benchmarks/photo_ceiling.py (issue 21; the same inputs, 25 steps, apex top class = target): scan reads three emotions
+at 50% or more with onlyDM (happiness 100%, sadness 50%, surprise 50%; identity 0.22), transfer three (67%, 50%,
+50%; identity 0.30) with weaker probabilities (happiness 0.76 / 0.62 at the apex, surprise 0.38 / 0.28); the
+baseline two either way (identity 0.17 / 0.26). DEFAULT_MODE is scan since. LFDM keeps flow (two emotions; its
+stand-in through scan reads one).
 """
 
 from __future__ import annotations
@@ -203,19 +212,22 @@ class TransferMode(RenderMode):
         return transfer_video(face.hires, output, standin_matrix(output.shape[1], version), allow=_mouth(face))
 
 
-class ScanMode(RenderMode):
+class ScanMode(TransferMode):
     """The action units the AU readout finds in the model's stand-in video (as transfer mode), applied to the
-    photo by the ICT Face Model's scanned real-face motion (fv.photo.ict_motion), with a rendered mouth inside."""
+    photo by the ICT Face Model's scanned real-face motion (fv.photo.ict_motion), with a rendered mouth inside and
+    a smiling photo's own smile let go where the video does not want it. Where the readout does not fit the
+    checkpoint's stand-in (generator version 1) or dlib finds no face in an aligned crop, transfer mode's way."""
     gain: float = 1.4   # benchmarks/photo_ceiling.py: the prototypes read best at 1.4 without rubber lips (2.0)
 
     def face_video(self, face, output, version=None):
         from fv.photo.au_readout import load, read
         from fv.photo.face import face_landmarks
         from fv.photo.ict_motion import FaceRig, MotionOptions
+        from fv.photo.standin import generator_version
         from fv.photo.standin_motion import StandinOptions, au_track
         marks = face_landmarks(face)
-        if marks is None:
-            raise RenderModeError(f"--mode {self.name} needs the face's landmarks; dlib finds no face in the crop")
+        if marks is None or load().version != generator_version(version):
+            return super().face_video(face, output, version)
         aus = still_mouth(face, au_track(read(load(), output), StandinOptions(gain=1.0)))
         return FaceRig(face.hires, marks, opts=MotionOptions(gain=self.gain)).video(aus)
 
@@ -288,9 +300,9 @@ class FlowStandinMode(FlowMode):
 MODES: dict[str, RenderMode] = {m.name: m for m in (
     TransferMode("transfer", "the photo's own pixels, moved by the motion the model gives a synthetic stand-in face "
                  "(read as action units, applied by the synthetic generator's motion field)", FRAMES, True),
-    ScanMode("scan", "the photo's own pixels, moved by real faces' scanned action-unit motion (ICT Face Model) at "
-             "the action units the model gives a synthetic stand-in face, the opened mouth rendered inside", FRAMES,
-             True),
+    ScanMode("scan", "the default: the photo's own pixels, moved by real faces' scanned action-unit motion (ICT "
+             "Face Model) at the action units the model gives a synthetic stand-in face, the opened mouth rendered "
+             "inside, a smiling photo's smile let go for other emotions", FRAMES, True),
     TransferSelfMode("transfer-self", "the photo's own pixels, moved by the motion of the model's frames of the "
                      "photo", FRAMES),
     PixelsMode("pixels", "the model's own 64 px frames of the photo, upscaled (synthetic-trained models paint "
@@ -299,7 +311,7 @@ MODES: dict[str, RenderMode] = {m.name: m for m in (
     FlowStandinMode("flow-standin", "LFDM only: the photo's own pixels moved by the flows LFDM generates for a "
                     "synthetic stand-in face, carried onto the person through both faces' landmarks", FLOWS, True),
 )}
-DEFAULT_MODE = "transfer"       # for a checkpoint that generates frames
+DEFAULT_MODE = "scan"           # for a checkpoint that generates frames (benchmarks/photo_ceiling.py, issue 21)
 DEFAULTS = ("flow", DEFAULT_MODE)   # a checkpoint's default: the first of these that applies to it
 
 
@@ -323,7 +335,7 @@ def modes_help() -> str:
 
 
 def default_mode(eng) -> str:
-    """The name of the engine's default mode: flow for a checkpoint that generates flows, else transfer."""
+    """The name of the engine's default mode: flow for a checkpoint that generates flows, else scan."""
     return next(MODES[n] for n in DEFAULTS if MODES[n].applies_to(eng)).name
 
 

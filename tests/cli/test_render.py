@@ -112,7 +112,7 @@ def test_render_a_real_photo_writes_mp4_gif_strip_and_paste(ckpts, photo, tmp_pa
 
 def test_face_video_follows_the_face_size_and_paste_keeps_the_photo_size(ckpts, photo, tmp_path, monkeypatch,
                                                                           capsys):
-    """The same photo at half size gives a face video of half the size; the transfer mode moves the photo's own
+    """The same photo at half size gives a face video of half the size; the default mode moves the photo's own
     pixels (frame 0 is the input crop itself) and the paste has the photo's width x height."""
     half = tmp_path / "half.png"
     Image.open(photo).resize((320, 180), Image.LANCZOS).save(half)
@@ -140,9 +140,9 @@ def test_pixels_mode_of_a_synthetic_checkpoint_warns_once(photo, tmp_path, monke
                         tmp_path / "p", "--mode", "pixels", "--device", "cpu", "--no-progress")
     assert code == 0, log
     warn = [ln for ln in log.splitlines() if "warning" in ln]
-    assert len(warn) == 1 and "synthetic" in warn[0] and "--mode transfer" in warn[0], log
+    assert len(warn) == 1 and "synthetic" in warn[0] and "--mode scan" in warn[0], log
     code, log = fv_main(monkeypatch, capsys, "render", "--help")
-    assert code == 0 and all(m in log for m in ("transfer:", "transfer-self:", "pixels:", "--mode")), log
+    assert code == 0 and all(m in log for m in ("scan:", "transfer:", "transfer-self:", "pixels:", "--mode")), log
 
 
 def test_a_photo_with_two_faces_renders_the_largest_and_says_so_in_one_line(ckpts, shared_data, tmp_path, monkeypatch,

@@ -78,7 +78,7 @@ def test_flow_is_lfdm_s_default_and_refused_for_frame_models(tmp_path):
     assert default_mode(eng) == "flow"
     assert default_mode(Engine(tiny_checkpoint(tmp_path / "lfdm.safetensors", "LFDM"), steps=2)) == "flow"
     frames = Engine(tiny_checkpoint(tmp_path / "dm.safetensors", "onlyDM"), steps=2)
-    assert default_mode(frames) == "transfer"
+    assert default_mode(frames) == "scan"
     with pytest.raises(RenderModeError, match="needs a checkpoint that generates flows"):
         render(frames, _face(), 0, 0, "flow")
 

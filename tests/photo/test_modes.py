@@ -37,5 +37,5 @@ def test_every_mode_says_what_the_model_renders_for_it_and_where_it_applies():
         assert mode.applies_to(flows) and mode.applies_to(frames) == (mode.output is FRAMES)
         expect = standin(16, 2)[0] if mode.renders_standin else crop
         np.testing.assert_array_equal(mode.model_input(face, 2), expect)
-    assert default_mode(frames) == DEFAULT_MODE == "transfer" and default_mode(flows) == "flow"
+    assert default_mode(frames) == DEFAULT_MODE == "scan" and default_mode(flows) == "flow"
     assert get_mode(MODES["pixels"]) is MODES["pixels"]

@@ -127,3 +127,19 @@ def test_a_smiling_portrait_s_smile_is_undone_at_the_apex(shared_data):
     assert np.abs(rig.frame(np.zeros(K), progress=1.0).astype(int) - face.hires).max() > 10
     kept = FaceRig(face.hires, face.aligned.landmarks, opts=MotionOptions(relax=0.0))
     assert not kept.own.any()
+
+
+def test_a_smiling_video_keeps_the_photo_s_smile(shared_data):
+    from fv.photo.face import load_face
+    face = load_face(shared_data / "faces" / "obama.jpg", 64, hi=128)
+    rig = FaceRig(face.hires, face.aligned.landmarks)
+    k = rig.model.aus.index("AU12")
+    aus = np.zeros((4, len(rig.model.aus)), np.float32)
+    aus[1:, k] = [0.5, 1.0, 0.5]
+    aus[1:, rig.model.aus.index("AU6")] = 0.5
+    aus *= rig.own[k] / rig.opts.gain           # the video's peak smile is the photo's: nothing of it is undone
+    got = rig.video(aus)
+    assert all(np.array_equal(g, rig.frame(a, progress=0.0)) for g, a in zip(got, aus))
+    half = aus / 2                              # half of it: the other half is let go at the peak
+    want = rig.frame(half[2], progress=0.5)
+    assert np.array_equal(rig.video(half)[2], want) and not np.array_equal(want, rig.frame(half[2], progress=0.0))
