@@ -110,8 +110,9 @@ class Pipeline:
         from fv.engine.render_set import RenderSetError, render_set
         b, target = self.budget, self.out / "renders" / setting
         ckpt = self.out / "runs" / setting / "last.safetensors"
+        # the data folder's path too: render_set.json names it, and fv eval refuses sets of different folders
         key = {"checkpoint": self.sha(f"train-{setting}", "checkpoint"), "data": self.sha("data", "data"),
-               "split": SPLIT, "seed": b.seed, "sample_steps": b.sample_steps}
+               "data_path": str(Path(data).resolve()), "split": SPLIT, "seed": b.seed, "sample_steps": b.sample_steps}
 
         def work(fresh: bool) -> None:
             if fresh:
