@@ -1,6 +1,7 @@
 """`fv reproduce` on its tiny preset: a run killed mid-way and re-run redoes no finished stage and ends with the
 uninterrupted run's report; a damaged or mismatched stage record, or a changed output, redoes its stage;
-and the pieces the report is made of (the fast FVD of the bootstrap, the stage records, the findings' comparisons, the training order)."""
+and the pieces the report is made of (the bootstrap's fast FVD, the stage records, the findings' comparisons,
+the training order)."""
 
 from __future__ import annotations
 
