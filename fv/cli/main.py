@@ -11,6 +11,7 @@ from fv.cli.app import app
 def _register() -> None:
     # each module adds its commands to `app` (fv.cli.app) when imported, in the order of `fv --help`
     from fv.cli import data, train, demo, render, export, evaluate, bench  # noqa: F401, I001
+    from fv.cli import reproduce  # noqa: F401
     from fv.cli import validate
     validate.install(app)   # every command's numbers are checked before it runs
 

@@ -72,6 +72,7 @@ RULES: dict[str, Rule] = {
     "lfdm_steps": COUNT0,
     "faces": COUNT,
     "sample_steps": COUNT,
+    "gpus": Rule(1, 4096),
 }
 
 # (smaller, larger, why): relations between two options of one command

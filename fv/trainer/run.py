@@ -22,14 +22,19 @@ def train_setting(setting: str, data: Path, run_dir: Path | None = None, runs_ro
                   preset: str = "demo", overrides: dict | None = None, device: str = "auto",
                   resume: bool = True, init: Path | None = None, motion_checkpoint: Path | None = None,
                   progress: bool = True, log: Callable[[str], None] = print, objective: str | None = None,
-                  override: bool = False, embedder: str | None = None) -> Path:
+                  override: bool = False, embedder: str | None = None,
+                  model_overrides: dict | None = None) -> Path:
     """objective: "frame-eps" | "residual-x0" for a fresh diffusion run (fv.engine.diffusion.OBJECTIVES);
     None keeps the preset's (demo: residual-x0, thesis: frame-eps), or the resumed / initial checkpoint's.
     override: a resumed run takes the given lr / batch_size / seed (fv.trainer.loop.TRAJECTORY) instead of
     refusing them. embedder: both_retrievedMcs' expression embedder for a fresh run
-    (fv.trainer.expression_embedders; None: the default, or the resumed / initial checkpoint's)."""
+    (fv.trainer.expression_embedders; None: the default, or the resumed / initial checkpoint's). model_overrides:
+    fields of the preset's model config a fresh run changes (e.g. LFDM's lfae_steps; an --init run keeps its
+    checkpoint's architecture)."""
     setting = check_setting(setting)
     config = default_config(setting, preset, **(overrides or {}))
+    if model_overrides:
+        config = config.replace(model=dataclasses.replace(config.model, **model_overrides))
     family = family_of(config)
     if objective is not None:   # a fresh run: a resumed or fine-tuned run keeps its checkpoint's objective
         if init is not None:
