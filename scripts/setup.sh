@@ -15,10 +15,14 @@ DEPS="$CACHE/deps-$hash"
 # Run pip quietly, hiding this machine's noise about missing local index folders; keep pip's status.
 pipq() { "$@" 2> >(grep -v -e "is ignored: it is neither" >&2); }
 
+# One set-up at a time builds or prunes the shared environments: a second one waits here, then finds the first's
+# environment complete (without the lock it removed the other's half-built folder and marked its own empty one done).
+mkdir -p "$CACHE"
+exec 9>"$CACHE/.setup.lock"
+flock 9
 if [ ! -f "$DEPS/.complete" ]; then
   echo "[fv setup] building dependency environment $DEPS (first time only, ~2 min)"
   rm -rf "$DEPS" "$DEPS.tmp"
-  mkdir -p "$CACHE"
   "$PY" -m venv "$DEPS.tmp"
   # Dependencies only (read from pyproject.toml), fv itself goes into the clone's .venv.
   "$DEPS.tmp/bin/python" - > "$CACHE/reqs-$hash.txt" <<'PYEOF'
@@ -45,6 +49,7 @@ touch "$DEPS/.last-used"
 ls -1dt "$CACHE"/deps-*/ 2>/dev/null | grep -v '\.tmp/$' | tail -n +3 | while read -r old; do
   old=${old%/}; echo "[fv setup] removing an older environment: $old"; rm -rf "$old" "$CACHE/reqs-${old##*deps-}.txt"
 done
+flock -u 9
 
 site=$("$DEPS/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
 if [ ! -x .venv/bin/python ] || [ "$(cat .venv/.fv-deps 2>/dev/null)" != "$DEPS" ]; then
