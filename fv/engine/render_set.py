@@ -169,6 +169,8 @@ def read_index(out: str | Path) -> list[dict[str, str]]:
     """Every finished video's row (merged from OUT/rows/), sorted by (ref_row, repeat)."""
     rows = []
     for p in sorted((Path(out) / "rows").glob("*.json")):
+        if p.name.startswith("."):
+            continue  # a killed writer's temporary file (fv.engine.atomic: .<stem>.<pid>.tmp.json), not a row
         try:
             rows.append({k: str(v) for k, v in json.loads(p.read_text()).items()})
         except (OSError, json.JSONDecodeError):

@@ -38,6 +38,8 @@ class FrameCache:
         if self.dir is None or not self.dir.is_dir():
             return
         for p in sorted(self.dir.glob("*.npz")):
+            if p.name.startswith("."):
+                continue    # a killed writer's temporary file (fv.engine.atomic)
             try:
                 with np.load(p) as f:
                     if str(f["model_key"]) != self.model_key:

@@ -50,7 +50,8 @@ def _index_files(generated: Path) -> list[Path]:
         return [generated]
     if not generated.is_dir():
         raise MetricsError(f"generated set {generated} does not exist; pass a `fv render-set` folder or an index CSV")
-    files = sorted(generated.glob("index*.csv")) + sorted((generated / "index").glob("*.csv"))
+    files = sorted(generated.glob("index*.csv")) + sorted(p for p in (generated / "index").glob("*.csv")
+                                                          if not p.name.startswith("."))   # not a writer's temp
     if not files:
         raise MetricsError(f"no index.csv in {generated}: expected `fv render-set` output (index.csv + videos/), "
                            f"or an index CSV with columns file, emotion and ref_row|ref_video_id|ref_image")
