@@ -174,3 +174,31 @@ def crop_eye_targets(size: int, aligned: int = FACE_CROP_SIZE) -> np.ndarray:
     aligned onto face_targets(aligned), then resized to `size` (pixel centres: x' = (x + .5) r - .5).
     The one template every face fv shows a model sits on, photos, MUG and the synthetic set alike."""
     return apply_affine(resize_matrix(aligned, size), face_targets(aligned))
+
+
+# ----------------------------------------------------------------------------- the thin-plate spline
+
+def _tps_kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:      # U(r) = r^2 log r^2
+    r2 = ((a[:, None] - b[None]) ** 2).sum(-1)
+    return np.where(r2 > 0, r2 * np.log(np.maximum(r2, 1e-12)), 0.0)
+
+
+def tps_fit(src: np.ndarray, dst: np.ndarray, lam: float = 1.0, scale: float = 1.0):
+    """The spline T with T(src_i) ~ dst_i (points [n, 2]; lam smooths in the kernel's units at `scale`, the
+    coordinates divided by it for a well-conditioned system): (centres, coefficients [n + 3, 2], scale)."""
+    s = np.asarray(src, np.float64) / scale
+    n = len(s)
+    P = np.concatenate([np.ones((n, 1)), s], 1)
+    A = np.zeros((n + 3, n + 3))
+    A[:n, :n] = _tps_kernel(s, s) + lam * 1e-3 * np.eye(n)
+    A[:n, n:], A[n:, :n] = P, P.T
+    coef = np.linalg.solve(A, np.concatenate([np.asarray(dst, np.float64) / scale, np.zeros((3, 2))]))
+    return s, coef, scale
+
+
+def tps_apply(spline, pts: np.ndarray) -> np.ndarray:
+    """T(pts) for points [m, 2]."""
+    s, coef, scale = spline
+    q = np.asarray(pts, np.float64) / scale
+    n = len(s)
+    return (_tps_kernel(q, s) @ coef[:n] + np.concatenate([np.ones((len(q), 1)), q], 1) @ coef[n:]) * scale

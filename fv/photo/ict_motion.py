@@ -45,7 +45,7 @@ import numpy as np
 
 from fv.engine.assets import SHIPPED as _CHECKPOINTS
 from fv.photo.errors import FaceError
-from fv.photo.geometry import apply_affine, similarity_from_eyes
+from fv.photo.geometry import apply_affine, eye_centres, similarity_from_eyes, tps_apply, tps_fit
 from fv.photo.raster import rasterize
 
 SHIPPED = _CHECKPOINTS.parent / "face_motion_ict.npz"
@@ -97,34 +97,6 @@ def load_model(path: str | Path = SHIPPED) -> FaceModel:
                      a["mouth_loop"].astype(np.int64), tuple(str(x) for x in a["aus"]), nz.astype(np.float32))
 
 
-# ----------------------------------------------------------------------------- the thin-plate spline
-
-def _tps_kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:      # U(r) = r^2 log r^2
-    r2 = ((a[:, None] - b[None]) ** 2).sum(-1)
-    return np.where(r2 > 0, r2 * np.log(np.maximum(r2, 1e-12)), 0.0)
-
-
-def tps_fit(src: np.ndarray, dst: np.ndarray, lam: float = 1.0, scale: float = 1.0):
-    """The spline T with T(src_i) ~ dst_i (points [n, 2]; lam smooths in the kernel's units at `scale`, the
-    coordinates divided by it for a well-conditioned system): (centres, coefficients [n + 3, 2], scale)."""
-    s = np.asarray(src, np.float64) / scale
-    n = len(s)
-    P = np.concatenate([np.ones((n, 1)), s], 1)
-    A = np.zeros((n + 3, n + 3))
-    A[:n, :n] = _tps_kernel(s, s) + lam * 1e-3 * np.eye(n)
-    A[:n, n:], A[n:, :n] = P, P.T
-    coef = np.linalg.solve(A, np.concatenate([np.asarray(dst, np.float64) / scale, np.zeros((3, 2))]))
-    return s, coef, scale
-
-
-def tps_apply(spline, pts: np.ndarray) -> np.ndarray:
-    """T(pts) for points [m, 2]."""
-    s, coef, scale = spline
-    q = np.asarray(pts, np.float64) / scale
-    n = len(s)
-    return (_tps_kernel(q, s) @ coef[:n] + np.concatenate([np.ones((len(q), 1)), q], 1) @ coef[n:]) * scale
-
-
 # ----------------------------------------------------------------------------- one photo's rig
 
 @dataclass(frozen=True)
@@ -172,9 +144,8 @@ def own_expression(marks: np.ndarray, model: FaceModel, ridge: float = 0.02) -> 
     marks = np.asarray(marks, np.float64)
     flip = np.array([1.0, -1.0])
     lm = model.rest[model.landmarks, :2].astype(np.float64) * flip
-    eyes = np.stack([lm[36:42].mean(0), lm[42:48].mean(0)])
-    photo_eyes = np.stack([marks[36:42].mean(0), marks[42:48].mean(0)])
-    sim = similarity_from_eyes(eyes, photo_eyes)
+    photo_eyes = eye_centres(marks)
+    sim = similarity_from_eyes(eye_centres(lm), photo_eyes)
     iod = float(np.linalg.norm(photo_eyes[1] - photo_eyes[0]))
     k = [model.aus.index(a) for a in OWN_AUS]
     mouth = model.landmarks[48:68]
@@ -209,8 +180,7 @@ class FaceRig:
         at = mdl.rest + np.tensordot(self.own, mdl.delta, 1)                 # the model at the photo's expression
         m = at[:, :2] * np.array([1.0, -1.0], np.float32)                    # frontal view
         lm = m[mdl.landmarks]
-        sim = similarity_from_eyes(np.stack([lm[36:42].mean(0), lm[42:48].mean(0)]),
-                                   np.stack([photo[36:42].mean(0), photo[42:48].mean(0)]))
+        sim = similarity_from_eyes(eye_centres(lm), eye_centres(photo))
         fit = RETARGET_OWN if fitted else RETARGET
         spline = tps_fit(apply_affine(sim, lm[fit]), photo[fit], opts.lam, scale=self.G)
         self.p0 = tps_apply(spline, apply_affine(sim, m)).astype(np.float32)            # [N, 2] grid px
@@ -314,4 +284,4 @@ class FaceRig:
 
 
 __all__ = ["FaceModel", "FaceMotionError", "FaceRig", "MotionOptions", "OWN_AUS", "OWN_SMILE", "RETARGET", "RETARGET_OWN", "SHIPPED",
-           "interior_colours", "load_model", "own_expression", "tps_apply", "tps_fit"]
+           "interior_colours", "load_model", "own_expression"]

@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from fv.photo.errors import FaceError
-from fv.photo.geometry import resize_matrix, warp_affine
+from fv.photo.geometry import resize_matrix, tps_apply, tps_fit, warp_affine
 
 
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)   # ITU-R BT.601 luma weights
@@ -67,25 +67,15 @@ def dis_flow(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 
 def tps_map(src: np.ndarray, dst: np.ndarray, size: int, lam: float = 1.0) -> np.ndarray:
     """float32 [size, size, 2]: T(p) at every pixel centre p = (x, y) of a size-pixel frame, for the thin-plate
-    spline with T(src_i) ~ dst_i (points [n, 2] in pixels; lam: smoothing, in the kernel's units, that lets
-    noisy landmarks be missed a little), plus the frame's corners and edge midpoints held still."""
+    spline (fv.photo.geometry.tps_fit, at unit scale) with T(src_i) ~ dst_i (points [n, 2] in pixels; lam:
+    smoothing, in the kernel's units, that lets noisy landmarks be missed a little), plus the frame's corners and
+    edge midpoints held still."""
     edge = np.array([[0, 0], [0.5, 0], [1, 0], [1, 0.5], [1, 1], [0.5, 1], [0, 1], [0, 0.5]]) * (size - 1)
-    src = np.concatenate([np.asarray(src, np.float64), edge]) / size        # unit scale: a stable system
-    dst = np.concatenate([np.asarray(dst, np.float64), edge]) / size
-    n = len(src)
-
-    def kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:           # U(r) = r^2 log r^2
-        r2 = ((a[:, None] - b[None]) ** 2).sum(-1)
-        return np.where(r2 > 0, r2 * np.log(np.maximum(r2, 1e-12)), 0.0)
-    P = np.concatenate([np.ones((n, 1)), src], 1)
-    A = np.zeros((n + 3, n + 3))
-    A[:n, :n] = kernel(src, src) + lam * 1e-3 * np.eye(n)
-    A[:n, n:], A[n:, :n] = P, P.T
-    coef = np.linalg.solve(A, np.concatenate([dst, np.zeros((3, 2))]))
+    spline = tps_fit(np.concatenate([np.asarray(src, np.float64), edge]),
+                     np.concatenate([np.asarray(dst, np.float64), edge]), lam, scale=size)
     xs = np.arange(size, dtype=np.float64)
-    grid = np.stack(np.meshgrid(xs, xs), -1).reshape(-1, 2) / size
-    out = kernel(grid, src) @ coef[:n] + np.concatenate([np.ones((len(grid), 1)), grid], 1) @ coef[n:]
-    return (out * size).reshape(size, size, 2).astype(np.float32)
+    grid = np.stack(np.meshgrid(xs, xs), -1).reshape(-1, 2)
+    return tps_apply(spline, grid).reshape(size, size, 2).astype(np.float32)
 
 
 def resize_flow(flow: np.ndarray, size: int) -> np.ndarray:

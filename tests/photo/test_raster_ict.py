@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fv.photo.geometry import apply_affine
+from fv.photo.geometry import apply_affine, tps_apply, tps_fit
 from fv.photo.ict_motion import (OWN_AUS, OWN_SMILE, SHIPPED, FaceMotionError, FaceRig, MotionOptions, load_model,
-                                 own_expression, tps_apply, tps_fit)
+                                 own_expression)
 from fv.photo.raster import rasterize
 
 
