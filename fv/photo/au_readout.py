@@ -102,16 +102,15 @@ def save(readout: AUReadout, path: str | Path) -> Path:
 @lru_cache(maxsize=4)
 def load(path: str | Path = SHIPPED) -> AUReadout:
     from safetensors import safe_open
-    path = Path(path)
-    if not path.is_file():
-        raise AUReadoutError(f"{path}: no AU readout there; make it with "
-                             f"`python -m fv.photo.au_readout <synthetic data> {path}`")
-    try:
-        with safe_open(str(path), "np") as f:
+
+    from fv.engine.assets import read_asset
+
+    def readout_of(p: Path) -> tuple[dict, AUReadout]:
+        with safe_open(str(p), "np") as f:
             meta, t = f.metadata() or {}, {k: f.get_tensor(k) for k in f.keys()}
-        readout = AUReadout(t["mean"], t["weight"], t["bias"], tuple(meta["aus"].split(",")), int(meta["version"]))
-    except Exception as e:      # a damaged file: one line naming it
-        raise AUReadoutError(f"{path}: not a readable AU readout ({type(e).__name__}: {e})") from None
+        return meta, AUReadout(t["mean"], t["weight"], t["bias"], tuple(meta["aus"].split(",")), int(meta["version"]))
+    meta, readout = read_asset(path, readout_of, AUReadoutError, "AU readout",
+                               f"python -m fv.photo.au_readout <synthetic data> {path}")
     if int(meta.get("feature_size", FEATURE_SIZE)) != FEATURE_SIZE:
         raise AUReadoutError(f"{path}: made for {meta['feature_size']} px features, fv reads {FEATURE_SIZE}")
     return readout

@@ -44,6 +44,7 @@ import cv2
 import numpy as np
 
 from fv.engine.assets import SHIPPED as _CHECKPOINTS
+from fv.engine.assets import read_asset
 from fv.photo.errors import FaceError
 from fv.photo.geometry import apply_affine, eye_centres, similarity_from_eyes, tps_apply, tps_fit
 from fv.photo.raster import rasterize
@@ -77,15 +78,11 @@ class FaceModel:
 
 @lru_cache(maxsize=2)
 def load_model(path: str | Path = SHIPPED) -> FaceModel:
-    path = Path(path)
-    if not path.is_file():
-        raise FaceMotionError(f"{path}: no face motion model there; make it with "
-                              f"`python scripts/make_face_motion.py <ICT-FaceKit>/FaceXModel {path}`")
-    try:
-        with np.load(path) as f:
-            a = {k: f[k] for k in ("rest", "delta", "tris", "part", "landmarks", "mouth_loop", "aus")}
-    except Exception as e:      # a damaged file: one line naming it
-        raise FaceMotionError(f"{path}: not a readable face motion model ({type(e).__name__}: {e})") from None
+    def arrays(p: Path) -> dict[str, np.ndarray]:
+        with np.load(p) as f:
+            return {k: f[k] for k in ("rest", "delta", "tris", "part", "landmarks", "mouth_loop", "aus")}
+    a = read_asset(path, arrays, FaceMotionError, "face motion model",
+                   f"python scripts/make_face_motion.py <ICT-FaceKit>/FaceXModel {path}")
     rest, tris = a["rest"].astype(np.float32), a["tris"].astype(np.int64)
     n = np.zeros_like(rest)
     u, v, w = rest[tris[:, 0]], rest[tris[:, 1]], rest[tris[:, 2]]
