@@ -18,18 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fv.engine.atomic import atomic_write_text
+from fv.engine.backends.artifacts import file_sha256
 
 FORMAT = 1
 RECORDS = "stages"
-_CHUNK = 1 << 20
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def digest(path: str | Path, skip: tuple[str, ...] = ()) -> dict:
