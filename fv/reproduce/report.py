@@ -4,9 +4,8 @@ and the thesis' findings checked one by one (issue 22).
 Spreads:
   FVD     bootstrap over the generated videos (resampled with replacement, the real split fixed): the standard
           deviation of `bootstrap` resamples of each set's I3D features (read back from eval's cache). Each
-          resample's FVD uses tr sqrt(S_r S_g) = the nuclear norm of A_r^T A_g (A: centred features / sqrt(n - 1),
-          so S = A A^T; the non-zero eigenvalues of S_r S_g are the squared singular values of A_r^T A_g), an
-          n_r x n_g SVD instead of a D x D square root, so hundreds of resamples take seconds.
+          resample's FVD is fv.metrics.frechet.frechet_distance_low_rank (an n_r x n_g SVD instead of a D x D
+          square root), so hundreds of resamples take seconds.
   DEA/AEA binomial standard error over the videos, sqrt(p (1 - p) / n) (exact for DEA, a bound for AEA).
   ACD     none: metrics.json keeps no per-video distances; a difference counts only above
           fv.reproduce.findings.ACD_MARGIN.
@@ -24,6 +23,7 @@ import numpy as np
 
 from fv.engine.atomic import atomic_write_text
 from fv.engine.labels import EMOTIONS
+from fv.metrics.frechet import frechet_distance_low_rank
 from fv.metrics.report import EMBEDDER_LABELS, GROUP_LABELS, GROUPS, fmt
 from fv.reproduce import thesis
 from fv.reproduce.findings import check_findings
@@ -32,15 +32,6 @@ EMO_KEYS = ("dea", "aea", "dea_wn", "aea_wn")
 
 
 # ---------------------------------------------------------------------- FVD spread
-
-def fast_fvd(real: np.ndarray, gen: np.ndarray) -> float:
-    """Fréchet distance of two feature sets [n, D] (unbiased covariances) through the n_r x n_g SVD above."""
-    mu_r, mu_g = real.mean(0), gen.mean(0)
-    a = (real - mu_r) / math.sqrt(len(real) - 1)
-    b = (gen - mu_g) / math.sqrt(len(gen) - 1)
-    nuclear = np.linalg.svd(a @ b.T, compute_uv=False).sum()
-    return float(((mu_r - mu_g) ** 2).sum() + (a * a).sum() + (b * b).sum() - 2 * nuclear)
-
 
 def bootstrap_fvd(real: np.ndarray, real_em: np.ndarray, gen: np.ndarray, gen_em: np.ndarray, n: int,
                   seed: int = 0) -> dict[str, float | None]:
@@ -53,7 +44,7 @@ def bootstrap_fvd(real: np.ndarray, real_em: np.ndarray, gen: np.ndarray, gen_em
             out[g] = None
             continue
         rng = np.random.default_rng([seed, GROUPS.index(g)])
-        out[g] = float(np.std([fast_fvd(r, x[rng.integers(0, len(x), len(x))]) for _ in range(n)], ddof=1))
+        out[g] = float(np.std([frechet_distance_low_rank(r, x[rng.integers(0, len(x), len(x))]) for _ in range(n)], ddof=1))
     return out
 
 

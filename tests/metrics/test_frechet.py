@@ -7,7 +7,7 @@ import pytest
 import scipy.linalg
 
 from fv.metrics.frechet import (FeatureShapeError, frechet_distance, frechet_distance_from_features,
-                                gaussian_stats, trace_sqrt_product)
+                                frechet_distance_low_rank, gaussian_stats, trace_sqrt_product)
 
 
 def _spd(rng: np.random.Generator, d: int) -> np.ndarray:
@@ -95,6 +95,17 @@ def test_rank_deficient_trace_equals_nuclear_norm():
     b = (f2 - f2.mean(0)) / np.sqrt(8)
     ref = np.linalg.svd(a @ b.T, compute_uv=False).sum()
     assert trace_sqrt_product(gaussian_stats(f1)[1], gaussian_stats(f2)[1]) == pytest.approx(ref, rel=1e-9)
+
+
+def test_low_rank_form_equals_the_eigh_form():
+    """The bootstrap's n1 x n2 SVD form (fv reproduce's FVD spread) against scipy's sqrtm of S1 S2 by hand."""
+    rng = np.random.default_rng(3)
+    for a, b in [(rng.normal(size=(12, 40)), rng.normal(0.3, 1.2, size=(9, 40))),   # fewer videos than dims
+                 (rng.normal(size=(60, 8)), 2 * rng.normal(size=(30, 8)))]:         # more videos than dims
+        s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+        ref = ((a.mean(0) - b.mean(0)) ** 2).sum() + np.trace(s1 + s2 - 2 * scipy.linalg.sqrtm(s1 @ s2).real)
+        assert frechet_distance_low_rank(a, b) == pytest.approx(ref, rel=1e-6)
+        assert frechet_distance_low_rank(a, b) == pytest.approx(frechet_distance_from_features(a, b), rel=1e-6)
 
 
 def test_bad_shapes_raise():

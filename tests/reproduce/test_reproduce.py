@@ -14,14 +14,11 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from fv.metrics.fvd import fvd
 from fv.reproduce import records
 from fv.reproduce.findings import compare
 from fv.reproduce.plan import budget, needs, torchrun_plan, training_order
-from fv.reproduce.report import fast_fvd
 from fv.reproduce.run import run_reproduce, stage_names
 
 QUIET = dict(progress=False, log=lambda m: None, device="cpu")
@@ -92,14 +89,6 @@ def test_a_damaged_or_mismatched_stage_is_redone(uninterrupted, tmp_path):
     why = " ".join(lines)
     assert "train-LFDM.json cannot be read" in why and "train-onlyEM.json was made with another configuration" in why
     assert (out / "report.json").read_bytes() == (uninterrupted / "report.json").read_bytes()
-
-
-def test_the_fast_fvd_equals_fv_s_fvd():
-    rng = np.random.default_rng(0)
-    a, b = rng.normal(size=(12, 40)), rng.normal(0.3, 1.2, size=(9, 40))
-    assert fast_fvd(a, b) == pytest.approx(fvd(a, b), rel=1e-6)
-    c = rng.normal(size=(60, 8))                   # more videos than dimensions: the same formula
-    assert fast_fvd(c, c[:30] * 2) == pytest.approx(fvd(c, c[:30] * 2), rel=1e-6)
 
 
 def test_a_record_is_reused_only_when_key_and_outputs_match(tmp_path):
