@@ -15,7 +15,7 @@ from fv.cli.app import app
 def bench(checkpoint: Optional[Path] = typer.Argument(None, help="Checkpoint (default: the latest onlyDM, "
                                                        "else any, in runs/, demo_out/runs/ or fv's shipped ones)."),
           backend: List[str] = typer.Option(["torch"], help="torch | onnxruntime | tensorrt (repeatable)."),
-          sampler: List[str] = typer.Option(["ddim"], help="ddim | ddpm (repeatable; ignored for GAN settings)."),
+          sampler: List[str] = typer.Option(["ddim"], help="ddim | ddpm | dpmpp2m | unipc (repeatable; ignored for GAN settings)."),
           steps: List[int] = typer.Option([10, 50], help="Denoising steps (repeatable)."),
           videos: int = typer.Option(4, help="Videos rendered per timed run."),
           repeats: int = typer.Option(3, help="Timed runs per configuration (the median is reported)."),

@@ -16,7 +16,11 @@ from fv.photo.modes import modes_help
 MODES_HELP = "How the face video is made: " + modes_help()
 
 BACKEND_HELP = "torch | onnxruntime | tensorrt (the last two use `fv export [--trt]`'s files)"
-STEPS_HELP = "Sampling steps (e.g. 50, or a respacing spec like ddim50); default: the checkpoint's."
+STEPS_HELP = ("Sampling steps: N (= ddimN, an even stride ending at t = 0), linspaceN or trailingN (diffusers' "
+              "spacings, for few-step solvers), or per-section counts like 10,15,20; default: the checkpoint's.")
+SAMPLER_HELP = ("ddpm | ddim | dpmpp2m | unipc (diffusion settings); default: the checkpoint's. dpmpp2m "
+                "(DPM-Solver++(2M)) and unipc are deterministic multistep solvers for few steps: pair them with "
+                "--steps linspace10 or trailing10.")
 
 
 @contextlib.contextmanager
@@ -124,7 +128,7 @@ def render(
     setting: Optional[str] = typer.Option(None, help="Pick the default checkpoint of this setting."),
     backend: str = typer.Option("torch", help=BACKEND_HELP),
     artifacts: Optional[Path] = typer.Option(None, help="fv export's output folder (default: exports/)."),
-    sampler: Optional[str] = typer.Option(None, help="ddpm | ddim (diffusion settings)."),
+    sampler: Optional[str] = typer.Option(None, help=SAMPLER_HELP),
     steps: Optional[str] = typer.Option(None, help=STEPS_HELP),
     guidance: Optional[float] = typer.Option(None, help="Classifier-free guidance scale g (1 = off)."),
     eta: Optional[float] = typer.Option(None, help="DDIM eta (0 = deterministic)."),
@@ -161,7 +165,7 @@ def sample(
     checkpoint: Path = typer.Argument(..., help="A trained checkpoint (fv train ...)."),
     face: Path = typer.Option(..., "--face", help="A photo with a face, or an aligned crop with --aligned."),
     emotion: str = typer.Option(..., "--emotion", "-e", help="anger | disgust | fear | happiness | sadness | surprise"),
-    sampler: Optional[str] = typer.Option(None, help="ddpm | ddim (diffusion settings)."),
+    sampler: Optional[str] = typer.Option(None, help=SAMPLER_HELP),
     steps: Optional[str] = typer.Option(None, help=STEPS_HELP),
     guidance: Optional[float] = typer.Option(None, help="Classifier-free guidance scale g (1 = off)."),
     eta: Optional[float] = typer.Option(None, help="DDIM eta (0 = deterministic)."),
@@ -194,7 +198,7 @@ def render_set(
     setting: Optional[str] = typer.Option(None, help="Pick the default checkpoint of this setting."),
     backend: str = typer.Option("torch", help=BACKEND_HELP),
     artifacts: Optional[Path] = typer.Option(None, help="fv export's output folder (default: exports/)."),
-    sampler: Optional[str] = typer.Option(None, help="ddpm | ddim (diffusion settings)."),
+    sampler: Optional[str] = typer.Option(None, help=SAMPLER_HELP),
     steps: Optional[str] = typer.Option(None, help=STEPS_HELP),
     guidance: Optional[float] = typer.Option(None, help="Classifier-free guidance scale g (1 = off)."),
     eta: Optional[float] = typer.Option(None, help="DDIM eta (0 = deterministic)."),

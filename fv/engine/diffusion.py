@@ -112,6 +112,12 @@ class DiffusionSchedule:
         out = self._abar_pad.index_select(0, idx)
         return out.view(like.shape[0], *([1] * (like.dim() - 1))).to(like.device)
 
+    def abar_value(self, t: int) -> float:
+        """abar_t of one timestep as a float64 Python number (t = -1: 1, clean data)."""
+        if int(t) != t or not -1 <= int(t) <= self.num_steps - 1:
+            raise ScheduleError(f"timestep must be an integer in [-1, {self.num_steps - 1}], got {t!r}")
+        return float(self._abar_pad[int(t) + 1])
+
     # ---- forward process and conversions (eq. 2.10 / 3.2) ----------------------------------
 
     def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t: TimeLike) -> torch.Tensor:
@@ -188,20 +194,27 @@ class DiffusionSchedule:
 # ---- respacing (guided-diffusion's space_timesteps semantics, own implementation) ---------------
 
 _DDIM = re.compile(r"^ddim(\d+)$")
+_DIFFUSERS = re.compile(r"^(linspace|trailing)(\d+)$")
 
 
 def space_timesteps(num_steps: int, spec: str | int) -> list[int]:
     """The timesteps a sampler visits, sorted ascending, unique, within [0, num_steps - 1].
 
     spec:
-      * N or "ddimN": DDIM's even integer stride (Song et al. 2021, "uniform" skip). The N steps are
-        0, s, 2s, ..., (N-1)s with the largest stride that fits, s = (L-1) // (N-1): t = 0 is always
-        included and the top step (N-1)s is as close to L-1 as an integer stride allows
-        (ddim50 on L = 1000: s = 20, steps 0..980). N = 1 gives [L-1] (one jump from pure noise).
+      * N or "ddimN": N steps with an even integer stride s = (L-1) // (N-1), the largest with (N-1) s <= L-1:
+        0, s, 2s, ..., (N-1)s (ddim50 on L = 1000: s = 20, steps 0..980; N = 1 gives [L-1], one jump from pure
+        noise). This is none of diffusers' `timestep_spacing` conventions, nor DDIM's own "uniform" skip
+        (Song et al.'s code: stride L // N, 0..(N-1)(L//N), top 900 for N = 10 on L = 1000): like diffusers'
+        "leading" with steps_offset 0 it starts at t = 0, and like its "linspace" it reaches close to L-1
+        (ddim10: 0, 111, ..., 999). Its last network pass is at t = 0, where almost no noise is left.
+      * "linspaceN", "trailingN": diffusers' `timestep_spacing="linspace"` (round(linspace(0, L-1, N+1))
+        without its 0) and `"trailing"` (round(L - k L / N) - 1, k < N), Lin et al. 2024, Table 2: N steps,
+        the top at L-1, the lowest well above 0 (its step to clean data is the x0 prediction). For few steps
+        these use every pass on noise that is still there.
       * "K1,K2,...": split [0, L-1] into len(K) near-equal sections (the first L % len(K) sections one
         step longer), and take Ki steps in section i, evenly spaced with a fractional stride
         (size_i - 1) / (Ki - 1), rounded, so each section's first and last step are included
-        ("1000" = all steps, "250" = 250 steps from 0 to L-1).
+        ("1000" = all steps, "250" = 250 steps from 0 to L-1; guided-diffusion's space_timesteps).
     """
     if int(num_steps) != num_steps or num_steps < 1:
         raise TimestepSpecError(f"num_steps must be a positive integer, got {num_steps!r}")
@@ -215,11 +228,28 @@ def space_timesteps(num_steps: int, spec: str | int) -> list[int]:
     m = _DDIM.match(text)
     if m:
         return _ddim_stride(L, int(m.group(1)))
+    m = _DIFFUSERS.match(text)
+    if m:
+        return _diffusers_spacing(L, m.group(1), int(m.group(2)))
     parts = text.split(",")
     if not text or not all(p.isdigit() for p in parts):
-        raise TimestepSpecError(f"bad step spec {spec!r}; use an int, 'ddimN' or per-section counts "
-                                "like '10,15,20'")
+        raise TimestepSpecError(f"bad step spec {spec!r}; use an int, 'ddimN', 'linspaceN', 'trailingN' or "
+                                "per-section counts like '10,15,20'")
     return _sections(L, [int(p) for p in parts])
+
+
+def _diffusers_spacing(L: int, kind: str, n: int) -> list[int]:
+    import numpy as np
+    if not 1 <= n <= L - (kind == "linspace"):
+        raise TimestepSpecError(f"{kind} step count must be in [1, {L - (kind == 'linspace')}], got {n}")
+    if kind == "linspace":
+        ts = np.linspace(0, L - 1, n + 1).round()[1:]
+    else:
+        ts = np.arange(L, 0, -L / n).round() - 1
+    out = sorted({int(t) for t in ts})
+    if len(out) != n:
+        raise TimestepSpecError(f"{kind}{n} on {L} timesteps repeats a step; use fewer steps")
+    return out
 
 
 def _ddim_stride(L: int, n: int) -> list[int]:

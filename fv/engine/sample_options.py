@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from fv.engine.diffusion import TimestepSpecError, timestep_pairs
 from fv.engine.requests import EngineError
 
-SAMPLERS = ("ddpm", "ddim")
+SAMPLERS = ("ddpm", "ddim", "dpmpp2m", "unipc")
 FRAME_NOISE = ("video", "frame")
 
 
 @dataclass(frozen=True)
 class SampleOptions:
-    sampler: str = "ddim"        # "ddpm" (ancestral) | "ddim"
+    sampler: str = "ddim"        # "ddpm" (ancestral) | "ddim" | "dpmpp2m" (DPM-Solver++(2M)) | "unipc"
     steps: int | str = 50        # respacing spec (fv.engine.diffusion.space_timesteps); the thesis used 1000
     eta: float = 0.0             # DDIM's eta; 0 = deterministic
     guidance: float = 2.0        # eps = eps_u + g (eps_c - eps_u); 1 = conditional only
@@ -42,6 +42,8 @@ class SampleOptions:
             raise EngineError(f"unknown frame noise {self.frame_noise!r}; choose one of: {', '.join(FRAME_NOISE)}")
         if not isinstance(self.eta, (int, float)) or not math.isfinite(self.eta) or self.eta < 0:
             raise EngineError(f"eta must be a finite number >= 0, got {self.eta}")
+        if self.eta > 0 and self.sampler not in ("ddpm", "ddim"):
+            raise EngineError(f"{self.sampler} is deterministic: --eta applies to ddim only (got {self.eta})")
         if not isinstance(self.guidance, (int, float)) or not math.isfinite(self.guidance):
             raise EngineError(f"guidance must be a finite number, got {self.guidance}")
         if not isinstance(self.ref_strength, (int, float)) or not 0.0 < self.ref_strength <= 1.0:

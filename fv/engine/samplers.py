@@ -1,4 +1,5 @@
-"""DDPM and DDIM sampling, classifier-free guidance and per-sample noise (thesis 2.4.6-2.4.7, 3.2.3).
+"""DDPM, DDIM, DPM-Solver++(2M) and UniPC sampling, classifier-free guidance and per-sample noise
+(thesis 2.4.6-2.4.7, 3.2.3; issue 23).
 
 The samplers hold no network: `eps_fn(x_t [B, ...], t LongTensor[B]) -> eps [B, ...]` is any
 callable (a torch module, ONNX Runtime, TensorRT behind the engine's backend interface), and the
@@ -10,6 +11,7 @@ Notation: abar_t from `DiffusionSchedule`, abar_{-1} = 1; a step goes from t to 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -98,6 +100,83 @@ def ddim_step(schedule: DiffusionSchedule, x_t: torch.Tensor, eps: torch.Tensor,
     dt = x_t.dtype
     x_prev = a_p.sqrt().to(dt) * x0 + c_dir.to(dt) * eps
     return _with_noise(x_prev, sigma2.sqrt().to(dt), noise)
+
+
+# ---- multistep solvers of the diffusion ODE (data prediction) ----------------------------------------
+# With alpha_t = sqrt(abar_t), sigma_t = sqrt(1 - abar_t), lambda_t = log(alpha_t / sigma_t) (the half log-SNR)
+# and the step's h = lambda_prev - lambda_t > 0, both solvers integrate the probability-flow ODE exactly in its
+# linear part and approximate the model's x0 prediction as a polynomial in lambda through the last two visited
+# points. Order 1 at the first step (no history) and at the last one (to t_prev = -1, sigma = 0: the x0
+# prediction itself), order 2 between: what diffusers' schedulers do with solver_order=2 and
+# lower_order_final=True (tests/engine/test_multistep.py checks every step against them). They are
+# deterministic: no eta, no noise.
+MULTISTEP = ("dpmpp2m", "unipc")
+
+
+def _alpha_sigma_lambda(schedule: DiffusionSchedule, t: int) -> tuple[float, float, float]:
+    a = schedule.abar_value(t)
+    alpha, sigma = math.sqrt(a), math.sqrt(max(1.0 - a, 0.0))
+    return alpha, sigma, (math.inf if sigma == 0.0 else math.log(alpha / sigma))
+
+
+def dpmpp2m_step(schedule: DiffusionSchedule, x_t: torch.Tensor, x0: torch.Tensor, t: int, t_prev: int,
+                 prev: tuple[torch.Tensor, int] | None = None) -> torch.Tensor:
+    """DPM-Solver++(2M) step x_t -> x_{t_prev} (Lu et al. 2022, "DPM-Solver++", Alg. 2, midpoint form).
+
+    x0: the (guided, clipped) x0 prediction at x_t; prev: (x0 prediction, timestep) of the step before, or None
+    for a first-order step. With r = (lambda_t - lambda_last) / h:
+        D      = x0                               first order (= ddim_step with eta 0)
+        D      = x0 + (x0 - x0_last) / (2 r)      second order
+        x_prev = (sigma_prev / sigma_t) x_t - alpha_prev expm1(-h) D
+    t_prev = -1 returns x0 (sigma_prev = 0 and expm1(-inf) = -1).
+    """
+    if t_prev < 0:
+        return x0
+    a_p, s_p, l_p = _alpha_sigma_lambda(schedule, t_prev)
+    _, s_t, l_t = _alpha_sigma_lambda(schedule, t)
+    h = l_p - l_t
+    if not h > 0:
+        raise SamplerError(f"a step must go to less noise: t={t} -> t_prev={t_prev}")
+    d = x0
+    if prev is not None:
+        x0_last, t_last = prev
+        r = (l_t - _alpha_sigma_lambda(schedule, t_last)[2]) / h
+        d = x0 + (x0 - x0_last.to(x0.dtype)) * (0.5 / r)
+    return (s_p / s_t) * x_t - (a_p * math.expm1(-h)) * d
+
+
+def unipc_correct(schedule: DiffusionSchedule, x_t: torch.Tensor, x0_t: torch.Tensor, t: int,
+                  x_last: torch.Tensor, x0_last: torch.Tensor, t_last: int,
+                  before: tuple[torch.Tensor, int] | None = None) -> torch.Tensor:
+    """UniC, UniPC's corrector (Zhao et al. 2023, "UniPC", Alg. 2 with B(h) = expm1(h), their "bh2").
+
+    x_t was predicted by the step from x_last (the corrected sample at t_last > t, whose x0 prediction is
+    x0_last); x0_t is the model's x0 prediction at x_t, the pass the next step makes anyway, so the
+    correction costs no network pass. before: (x0 prediction, timestep) of the step before t_last for a
+    second-order correction (the predictor was second order), None for first order. With hh = -h,
+    h = lambda_t - lambda_last, phi = expm1(hh), D_t = x0_t - x0_last:
+        order 1:  x_t^c = (sigma_t / sigma_last) x_last - alpha_t phi x0_last - alpha_t phi (D_t / 2)
+        order 2:  r = (lambda_before - lambda_last) / h, D_1 = (x0_before - x0_last) / r,
+                  [rho_1, rho_2] solves [[1, 1], [r, 1]] rho = [b_1, b_2],
+                  b_1 = (phi / hh - 1) / phi, b_2 = 2 ((phi / hh - 1) / hh - 1/2) / phi,
+                  x_t^c = (sigma_t / sigma_last) x_last - alpha_t phi (x0_last + rho_1 D_1 + rho_2 D_t)
+    """
+    a_t, s_t, l_t = _alpha_sigma_lambda(schedule, t)
+    _, s_l, l_l = _alpha_sigma_lambda(schedule, t_last)
+    h = l_t - l_l
+    hh = -h
+    phi = math.expm1(hh)
+    x0_last = x0_last.to(x0_t.dtype)
+    if before is None:
+        corr = 0.5 * (x0_t - x0_last)
+    else:
+        x0_b, t_b = before
+        r = (_alpha_sigma_lambda(schedule, t_b)[2] - l_l) / h
+        k1 = phi / hh - 1.0
+        b1, b2 = k1 / phi, 2.0 * (k1 / hh - 0.5) / phi
+        rho1, rho2 = (b1 - b2) / (1.0 - r), (b2 - r * b1) / (1.0 - r)
+        corr = (rho1 / r) * (x0_b.to(x0_t.dtype) - x0_last) + rho2 * (x0_t - x0_last)
+    return (s_t / s_l) * x_last - (a_t * phi) * (x0_last + corr)
 
 
 # ---- classifier-free guidance (thesis eq. 2.14, 3.2.3) --------------------------------------------
@@ -244,13 +323,17 @@ def sample(eps_fn: EpsFn, x_T: torch.Tensor, schedule: DiffusionSchedule, sample
     start_t: skip the visited timesteps above it; x_T is then the sample at the first one kept,
     `start_timestep(num_steps, steps, start_t)` (SDEdit-style starts from a noised image).
 
-    sampler "ddpm" (ancestral, `ddpm_step`) or "ddim" (`ddim_step` with eta); steps is a respacing
-    spec for `space_timesteps` (1000, 50, "ddim50", "10,15,20"). Loop step i visits the i-th pair
-    of `timestep_pairs` and, when stochastic (ddpm, or ddim with eta > 0), uses noise.step(i); the
-    last step (t_prev = -1) has zero variance and draws nothing.
+    sampler "ddpm" (ancestral, `ddpm_step`), "ddim" (`ddim_step` with eta), "dpmpp2m" (`dpmpp2m_step`) or
+    "unipc" (`unipc_correct`, then `dpmpp2m_step`: UniPC's second-order predictor with B(h) = expm1(h) is
+    DPM-Solver++(2M)'s step); steps is a respacing spec for `space_timesteps` (1000, 50, "ddim50",
+    "linspace10", "10,15,20"). Loop step i visits the i-th pair of `timestep_pairs` and, when stochastic
+    (ddpm, or ddim with eta > 0), uses noise.step(i); the last step (t_prev = -1) has zero variance and
+    draws nothing. The multistep solvers take one network pass per step, as DDIM does.
     """
-    if sampler not in ("ddpm", "ddim"):
-        raise SamplerError(f"sampler must be 'ddpm' or 'ddim', got {sampler!r}")
+    if sampler not in ("ddpm", "ddim") + MULTISTEP:
+        raise SamplerError(f"sampler must be one of ddpm, ddim, {', '.join(MULTISTEP)}; got {sampler!r}")
+    if sampler in MULTISTEP and eta > 0:
+        raise SamplerError(f"{sampler} is deterministic: eta applies to ddim only (got eta={eta})")
     stochastic = sampler == "ddpm" or eta > 0
     b = x_T.shape[0]
     if stochastic:
@@ -266,6 +349,8 @@ def sample(eps_fn: EpsFn, x_T: torch.Tensor, schedule: DiffusionSchedule, sample
         from rich.progress import track
         indices = track(indices, description=f"{sampler} {len(pairs)} steps")
     x = x_T
+    history: list[tuple[torch.Tensor, int]] = []    # multistep: (x0 prediction, t) of the last two steps
+    started: tuple[torch.Tensor, int] | None = None  # unipc: (the sample the last step started from, its order)
     for i in indices:
         t, t_prev = pairs[i]
         t_vec = torch.full((b,), t, dtype=torch.long, device=x.device)
@@ -273,7 +358,17 @@ def sample(eps_fn: EpsFn, x_T: torch.Tensor, schedule: DiffusionSchedule, sample
         if eps.shape != x.shape:
             raise SamplerError(f"eps_fn returned shape {list(eps.shape)} for x_t of shape {list(x.shape)}")
         z = noise.step(i) if stochastic and t_prev >= 0 else None
-        if sampler == "ddpm":
+        if sampler in MULTISTEP:
+            x0, _ = _x0_hat(schedule, x, eps, t, clip_x0)
+            if started is not None and sampler == "unipc":
+                x = unipc_correct(schedule, x, x0, t, started[0], *history[-1],
+                                  before=history[-2] if started[1] == 2 else None)
+            order = 2 if history and t_prev >= 0 else 1
+            started = (x, order)
+            x_next = dpmpp2m_step(schedule, x, x0, t, t_prev, history[-1] if order == 2 else None)
+            history = (history + [(x0, t)])[-2:]
+            x = x_next
+        elif sampler == "ddpm":
             x = ddpm_step(schedule, x, eps, t, t_prev, z, clip_x0)
         else:
             x = ddim_step(schedule, x, eps, t, t_prev, eta, z, clip_x0)
