@@ -16,7 +16,8 @@ def bench(checkpoint: Optional[Path] = typer.Argument(None, help="Checkpoint (de
                                                        "else any, in runs/, demo_out/runs/ or fv's shipped ones)."),
           backend: List[str] = typer.Option(["torch"], help="torch | onnxruntime | tensorrt (repeatable)."),
           sampler: List[str] = typer.Option(["ddim"], help="ddim | ddpm | dpmpp2m | unipc (repeatable; ignored for GAN settings)."),
-          steps: List[int] = typer.Option([10, 50], help="Denoising steps (repeatable)."),
+          steps: List[str] = typer.Option(["10", "50"], help="Denoising steps (repeatable): N (= ddimN), or a "
+                                          "respacing spec such as linspace10 for dpmpp2m / unipc."),
           videos: int = typer.Option(4, help="Videos rendered per timed run."),
           repeats: int = typer.Option(3, help="Timed runs per configuration (the median is reported)."),
           guidance: Optional[float] = typer.Option(None, help="Guidance scale (default: the checkpoint's)."),
@@ -33,6 +34,7 @@ def bench(checkpoint: Optional[Path] = typer.Argument(None, help="Checkpoint (de
     from fv.bench import print_table, throughput, write_json
     ckpt = checkpoint or _default()
     dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    steps = [int(s) if s.strip().isdigit() else s.strip() for s in steps]
     rows = throughput(ckpt, backend, sampler, steps, videos, repeats, dev, guidance, artifacts,
                       max_frames_per_call, precision, log=common.info)
     print_table(rows)

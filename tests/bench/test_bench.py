@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from fv.bench import throughput, write_json
 from tests.export.conftest import tiny_checkpoint
 
@@ -16,6 +18,12 @@ def test_throughput_rows_for_torch_and_onnxruntime(tmp_path):
         # seconds is rounded to 0.1 ms in the row, the rates are computed before rounding
         assert abs(r["frames_per_s"] - r["videos"] * 32 / r["seconds"]) <= 1e-3 * r["frames_per_s"] + 0.01
         assert r["videos_per_s"] > 0
+        assert r["passes_per_video"] == r["steps"] * 2                 # guidance 2: both halves, one call each step
+        assert r["share_of_peak"] == pytest.approx(r["gflop_per_frame"] * r["frames_per_s"] / r["peak_gflops"],
+                                                   rel=1e-2, abs=1e-4)
+    # the work per frame is the backend's whatever it runs on, and one more step adds one guided pass of work
+    by = {(r["backend"], r["steps"]): r["gflop_per_frame"] for r in rows}
+    assert by[("torch", 2)] == by[("onnxruntime", 2)] and by[("torch", 3)] > by[("torch", 2)] > 0
     out = json.loads(write_json(tmp_path / "b.json", rows).read_text())
     assert out["results"] == rows and "torch" in out["environment"]
 

@@ -210,12 +210,13 @@ def test_the_engine_hands_out_flows_and_their_frames_are_its_render(tmp_path):
         frames.flows(x[:, :, :16, :16], [0, 0, 0], [0, 0, 0])
 
 
-def test_onnxruntime_engine_matches_torch(tmp_path):
+@pytest.mark.parametrize("sampler", ["ddim", "unipc"])
+def test_onnxruntime_engine_matches_torch(tmp_path, sampler):
     pytest.importorskip("onnxruntime")
     from fv.export.stages import export_checkpoint
     ckpt = tiny_checkpoint(tmp_path / "lfdm.safetensors", "LFDM", seed=5)
     export_checkpoint(ckpt, tmp_path / "exports")                      # what `fv export` writes
-    kw = dict(sampler="ddim", steps=3, guidance=2.0)
+    kw = dict(sampler=sampler, steps=3, guidance=2.0)
     ort = Engine(ckpt, backend="onnxruntime", artifacts_dir=tmp_path / "exports", **kw)
     ref = Engine(ckpt, **kw)
     assert {type(n.backend).__name__ for n in ort.nets.values()} == {"OrtBackend"}
