@@ -70,7 +70,7 @@ def throughput(checkpoint: str | Path, backends=("torch",), samplers=("ddim",), 
                 key = (sampler, n_steps)
                 if key not in flops:
                     flops[key] = render_gflops(checkpoint, device, kw, faces[:1]) / 32
-                passes = 1 if one_pass else steps_from(1000, engine.options.steps, 1.0) * (
+                passes = 1 if one_pass else steps_from(config.model.num_steps, engine.options.steps, 1.0) * (
                     1 if engine.options.guidance == 1 else 2)
                 fps = videos * 32 / t
                 rows.append({"setting": setting, "backend": backend, "sampler": sampler,

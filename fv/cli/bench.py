@@ -34,12 +34,27 @@ def bench(checkpoint: Optional[Path] = typer.Argument(None, help="Checkpoint (de
     from fv.bench import print_table, throughput, write_json
     ckpt = checkpoint or _default()
     dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-    steps = [int(s) if s.strip().isdigit() else s.strip() for s in steps]
+    steps = [_step_spec(s) for s in steps]
     rows = throughput(ckpt, backend, sampler, steps, videos, repeats, dev, guidance, artifacts,
                       max_frames_per_call, precision, log=common.info)
     print_table(rows)
     if json_out:
         common.info(f"[fv] wrote {write_json(json_out, rows)}")
+
+
+def _step_spec(text: str) -> int | str:
+    """--steps N (an int, ddimN) or a respacing spec, checked before anything is loaded (one-line error)."""
+    from fv.cli.validate import OptionError
+    from fv.engine.diffusion import TimestepSpecError, space_timesteps
+    text = text.strip()
+    spec = int(text) if text.isdigit() else text
+    if isinstance(spec, int) and spec < 1:
+        raise OptionError(f"--steps must be >= 1, got {spec}")
+    try:
+        space_timesteps(1000, spec)
+    except TimestepSpecError as e:
+        raise OptionError(f"--steps {text}: {e}") from None
+    return spec
 
 
 def _default() -> Path:
