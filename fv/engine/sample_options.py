@@ -14,8 +14,7 @@ from dataclasses import dataclass
 
 from fv.engine.diffusion import TimestepSpecError, timestep_pairs
 from fv.engine.requests import EngineError
-
-SAMPLERS = ("ddpm", "ddim", "dpmpp2m", "unipc")
+from fv.engine.samplers import MULTISTEP, SAMPLERS
 FRAME_NOISE = ("video", "frame")
 
 
@@ -42,7 +41,7 @@ class SampleOptions:
             raise EngineError(f"unknown frame noise {self.frame_noise!r}; choose one of: {', '.join(FRAME_NOISE)}")
         if not isinstance(self.eta, (int, float)) or not math.isfinite(self.eta) or self.eta < 0:
             raise EngineError(f"eta must be a finite number >= 0, got {self.eta}")
-        if self.eta > 0 and self.sampler not in ("ddpm", "ddim"):
+        if self.eta > 0 and self.sampler in MULTISTEP:
             raise EngineError(f"{self.sampler} is deterministic: --eta applies to ddim only (got {self.eta})")
         if not isinstance(self.guidance, (int, float)) or not math.isfinite(self.guidance):
             raise EngineError(f"guidance must be a finite number, got {self.guidance}")

@@ -111,6 +111,7 @@ def ddim_step(schedule: DiffusionSchedule, x_t: torch.Tensor, eps: torch.Tensor,
 # lower_order_final=True (tests/engine/test_multistep.py checks every step against them). They are
 # deterministic: no eta, no noise.
 MULTISTEP = ("dpmpp2m", "unipc")
+SAMPLERS = ("ddpm", "ddim") + MULTISTEP     # every sampler `sample` runs (SampleOptions checks against it)
 
 
 def _alpha_sigma_lambda(schedule: DiffusionSchedule, t: int) -> tuple[float, float, float]:
@@ -163,8 +164,7 @@ def unipc_correct(schedule: DiffusionSchedule, x_t: torch.Tensor, x0_t: torch.Te
     """
     a_t, s_t, l_t = _alpha_sigma_lambda(schedule, t)
     _, s_l, l_l = _alpha_sigma_lambda(schedule, t_last)
-    h = l_t - l_l
-    hh = -h
+    h, hh = l_t - l_l, l_l - l_t
     phi = math.expm1(hh)
     x0_last = x0_last.to(x0_t.dtype)
     if before is None:
@@ -330,8 +330,8 @@ def sample(eps_fn: EpsFn, x_T: torch.Tensor, schedule: DiffusionSchedule, sample
     (ddpm, or ddim with eta > 0), uses noise.step(i); the last step (t_prev = -1) has zero variance and
     draws nothing. The multistep solvers take one network pass per step, as DDIM does.
     """
-    if sampler not in ("ddpm", "ddim") + MULTISTEP:
-        raise SamplerError(f"sampler must be one of ddpm, ddim, {', '.join(MULTISTEP)}; got {sampler!r}")
+    if sampler not in SAMPLERS:
+        raise SamplerError(f"sampler must be one of {', '.join(SAMPLERS)}; got {sampler!r}")
     if sampler in MULTISTEP and eta > 0:
         raise SamplerError(f"{sampler} is deterministic: eta applies to ddim only (got eta={eta})")
     stochastic = sampler == "ddpm" or eta > 0
