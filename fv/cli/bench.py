@@ -15,7 +15,8 @@ from fv.cli.app import app
 def bench(checkpoint: Optional[Path] = typer.Argument(None, help="Checkpoint (default: the latest onlyDM, "
                                                        "else any, in runs/, demo_out/runs/ or fv's shipped ones)."),
           backend: List[str] = typer.Option(["torch"], help="torch | onnxruntime | tensorrt (repeatable)."),
-          sampler: List[str] = typer.Option(["ddim"], help="ddim | ddpm | dpmpp2m | unipc (repeatable; ignored for GAN settings)."),
+          sampler: List[str] = typer.Option(["ddim"], help="ddim | ddpm | dpmpp2m | unipc (repeatable; ignored "
+                                            "for GAN settings)."),
           steps: List[str] = typer.Option(["10", "50"], help="Denoising steps (repeatable): N (= ddimN), or a "
                                           "respacing spec such as linspace10 for dpmpp2m / unipc."),
           videos: int = typer.Option(4, help="Videos rendered per timed run."),
@@ -47,7 +48,7 @@ def _step_spec(text: str) -> int | str:
     from fv.cli.validate import OptionError
     from fv.engine.diffusion import TimestepSpecError, space_timesteps
     text = text.strip()
-    spec = int(text) if text.isdigit() else text
+    spec = common.steps_spec(text)
     if isinstance(spec, int) and spec < 1:
         raise OptionError(f"--steps must be >= 1, got {spec}")
     try:

@@ -54,6 +54,11 @@ def _os_message(err: OSError) -> str:
     return f"{paths}: {err.strerror or type(err).__name__}"
 
 
+def steps_spec(text: str | None) -> int | str | None:
+    """A --steps value as the engine takes it: digits are the int N (ddimN), anything else a respacing spec."""
+    return int(text) if text is not None and text.strip().isdigit() else text
+
+
 def info(msg: str) -> None:
     console.print(msg, soft_wrap=True, markup=False)
 

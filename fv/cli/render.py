@@ -43,10 +43,6 @@ REF_STRENGTH_HELP = ("Diffusion: 1 = start from pure noise (the thesis); s < 1 =
                      "noised to s of the schedule (keeps identity and colour). Default: the checkpoint's.")
 
 
-def _steps(text: Optional[str]):
-    return int(text) if text is not None and text.strip().isdigit() else text
-
-
 def _engine(checkpoint: Optional[Path], setting: Optional[str], backend: str, device: str,
             artifacts: Optional[Path], sampler, steps, guidance, eta, **kw):
     from fv.engine.checkpoint import CheckpointError
@@ -55,7 +51,7 @@ def _engine(checkpoint: Optional[Path], setting: Optional[str], backend: str, de
     want = check_setting(setting) if setting else None
     path = checkpoint or common.default_checkpoint(want)
     eng = Engine(path, backend=backend, device=device, artifacts_dir=artifacts, sampler=sampler,
-                 steps=_steps(steps), guidance=guidance, eta=eta, **kw)
+                 steps=common.steps_spec(steps), guidance=guidance, eta=eta, **kw)
     if want and eng.setting != want:
         raise CheckpointError(f"{path} is a {eng.setting} checkpoint, not {want}")
     if eng.options is None and any(v is not None for v in (sampler, steps, guidance, eta)):
