@@ -46,14 +46,15 @@ def render_row(ckpt: Path, row: str, shards: tuple[list[int], int], backend: str
     from fv.engine.engine import Engine
     from fv.engine.render_set import read_index, render_set
     from fv.engine.samplers import steps_from
+    from fv.cli.common import steps_spec
     timing = out / "timing.json"
+    if timing.exists():                      # a finished row: its record, no engine built
+        return json.loads(timing.read_text())
     sampler, steps = row.split(":")
     eng = Engine(ckpt, backend=backend, device="cpu", sampler=sampler,
-                 steps=int(steps) if steps.isdigit() else steps)     # N is ddimN, as `fv render --steps N`
+                 steps=steps_spec(steps))    # N is ddimN, as `fv render --steps N`
     o = eng.options
-    passes = steps_from(1000, o.steps, o.ref_strength) * (2 if o.guidance != 1 else 1)
-    if timing.exists():
-        return json.loads(timing.read_text())
+    passes = steps_from(eng.config.model.num_steps, o.steps, o.ref_strength) * (2 if o.guidance != 1 else 1)
     split = load_split(data, "test")
     made, t0 = 0, time.perf_counter()
     for i in shards[0]:
