@@ -129,15 +129,20 @@ def print_table(rows: list[dict]) -> None:
     from rich.console import Console
     from rich.table import Table
     # fits an 80-column terminal whole: short headers, no vertical rules (seconds per run are in the JSON)
-    table = Table(title="fv sampling throughput (median of repeats)", box=box.SIMPLE_HEAD, pad_edge=False, caption=(
-        f"{rows[0]['setting']}, guidance {rows[0]['guidance']}, {rows[0]['videos']} videos per run; passes: network "
-        f"passes per video; GF/fr: GFLOP per frame; ort: ONNX Runtime; trt: TensorRT; fp32 matmul peak {rows[0]['peak_gflops']:.0f} GFLOP/s"
-        if rows else None))
+    caption = None
+    if rows:
+        r0 = rows[0]
+        caption = (f"{r0['setting']}, guidance {r0['guidance']}, {r0['videos']} videos per run; passes: network "
+                   f"passes per video; GF/fr: GFLOP per frame; ort: ONNX Runtime; trt: TensorRT; fp32 matmul peak "
+                   f"{r0['peak_gflops']:.0f} GFLOP/s")
+    table = Table(title="fv sampling throughput (median of repeats)", box=box.SIMPLE_HEAD, pad_edge=False,
+                  caption=caption)
     for col in ("backend", "sampler", "steps", "passes", "video/s", "frame/s", "GF/fr", "%peak"):
         table.add_column(col, justify="right", no_wrap=True, min_width=len(col))
     for r in rows:
-        table.add_row(SHORT.get(r["backend"], r["backend"]), SHORT.get(r["sampler"], r["sampler"]), str(r["steps"]), str(r["passes_per_video"]), f"{r['videos_per_s']:.2f}", f"{r['frames_per_s']:.1f}", f"{r['gflop_per_frame']:.3f}",
-                      f"{100 * r['share_of_peak']:.1f}")
+        table.add_row(SHORT.get(r["backend"], r["backend"]), SHORT.get(r["sampler"], r["sampler"]), str(r["steps"]),
+                      str(r["passes_per_video"]), f"{r['videos_per_s']:.2f}", f"{r['frames_per_s']:.1f}",
+                      f"{r['gflop_per_frame']:.3f}", f"{100 * r['share_of_peak']:.1f}")
     Console().print(table)
 
 

@@ -44,7 +44,8 @@ def bootstrap_fvd(real: np.ndarray, real_em: np.ndarray, gen: np.ndarray, gen_em
             out[g] = None
             continue
         rng = np.random.default_rng([seed, GROUPS.index(g)])
-        out[g] = float(np.std([frechet_distance_low_rank(r, x[rng.integers(0, len(x), len(x))]) for _ in range(n)], ddof=1))
+        fvds = [frechet_distance_low_rank(r, x[rng.integers(0, len(x), len(x))]) for _ in range(n)]
+        out[g] = float(np.std(fvds, ddof=1))
     return out
 
 
